@@ -1,0 +1,6 @@
+from .hooks import (PaddingAwarePruningHook, RetentionScheduleHook,
+                    TokenStatsHook)
+
+__all__ = [
+    'PaddingAwarePruningHook', 'RetentionScheduleHook', 'TokenStatsHook'
+]

@@ -1,0 +1,7 @@
+from .padding_aware_pruning_hook import PaddingAwarePruningHook
+from .retention_schedule_hook import RetentionScheduleHook
+from .token_stats_hook import TokenStatsHook
+
+__all__ = [
+    'PaddingAwarePruningHook', 'RetentionScheduleHook', 'TokenStatsHook'
+]

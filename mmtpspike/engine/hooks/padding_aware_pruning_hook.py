@@ -1,0 +1,48 @@
+"""Tell pruned backbones where each image's padding starts."""
+from mmengine.hooks import Hook
+from mmengine.model import is_model_wrapper
+
+from mmtpspike.registry import register_hook
+
+
+def _unwrap(model):
+    return model.module if is_model_wrapper(model) else model
+
+
+def _pass_img_shapes(model, args, kwargs):
+    """Forward pre-hook of a detector / segmentor."""
+    data_samples = kwargs.get('data_samples')
+    if data_samples is None and len(args) > 1:
+        data_samples = args[1]
+    inputs = kwargs.get('inputs', args[0] if args else None)
+    if not data_samples or inputs is None or not hasattr(inputs, 'shape'):
+        return None
+    shapes = [sample.metainfo.get('img_shape') for sample in data_samples]
+    if any(shape is None for shape in shapes):
+        return None
+    for backbone in model._padding_aware_backbones:
+        backbone.set_img_shapes([shape[:2] for shape in shapes],
+                                tuple(inputs.shape[-2:]))
+    return None
+
+
+@register_hook
+class PaddingAwarePruningHook(Hook):
+    """Give pruned backbones the unpadded size of every image.
+
+    mmdet and mmseg pad each batch at the bottom / right. Before every model
+    forward this hook reads ``img_shape`` from the data samples and calls
+    ``set_img_shapes`` on each backbone that has it (e.g. ``SDTV3``), so
+    padded tokens never count as valid and are never kept ahead of real ones.
+    Add it to ``custom_hooks`` of any config with a pruned backbone.
+    """
+
+    priority = 'VERY_HIGH'
+
+    def before_run(self, runner) -> None:
+        model = _unwrap(runner.model)
+        backbones = [m for m in model.modules() if hasattr(m, 'set_img_shapes')]
+        if not backbones or hasattr(model, '_padding_aware_backbones'):
+            return
+        model._padding_aware_backbones = backbones
+        model.register_forward_pre_hook(_pass_img_shapes, with_kwargs=True)

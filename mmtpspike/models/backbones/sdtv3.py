@@ -1,0 +1,352 @@
+"""Spike-Driven Transformer V3 (E-SpikeFormer) backbone with token pruning."""
+import warnings
+from typing import List, Optional, Sequence, Tuple
+
+import torch
+import torch.nn as nn
+from mmengine.model import BaseModule
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from mmtpspike.registry import register_model
+from ..layers.sdtv3_blocks import (Downsampling, SpikeConvBlock,
+                                   SpikeTransformerBlock)
+from ..pruning import TokenPruner, valid_token_mask
+
+
+class SDTV3Stage(BaseModule):
+    """A down-sampling layer followed by a list of blocks."""
+
+    def __init__(self, downsample: nn.Module, blocks: List[nn.Module]) -> None:
+        super().__init__()
+        self.downsample = downsample
+        self.blocks = nn.ModuleList(blocks)
+
+
+@register_model
+class SDTV3(BaseModule):
+    """Spike-Driven Transformer V3 (E-SpikeFormer) for dense prediction.
+
+    Layout (strides w.r.t. the input): a stem (7x7 s2 conv + conv block,
+    stride 2), stage 1 (3x3 s2 + conv block, stride 4), stage 2 (3x3 s2 + two
+    conv blocks, stride 8), stage 3 (3x3 s2 + 6 transformer blocks, stride 16)
+    and stage 4 (3x3 conv with ``stage4_stride`` + 2 transformer blocks;
+    stride 16 as published, 32 with ``stage4_stride=2``).
+
+    With ``pruning`` set, the transformer blocks run TP-Spikformer's token
+    early stopping (see :class:`~mmtpspike.models.pruning.TokenPruner`); every
+    output is still a full-resolution ``[B, C, H, W]`` map.
+
+    Padding: call :meth:`set_img_shapes` (the ``PaddingAwarePruningHook`` does
+    it for runners) before a forward so that padded tokens are never kept
+    ahead of real ones; without it all tokens count as valid.
+
+    Args:
+        arch (str): ``'t'``, ``'s'``, ``'m'`` or ``'l'`` (2.6M / 5.1M / 10M /
+            19M). Ignored when ``embed_dims`` is given. Default: 'l'.
+        embed_dims (list[int], optional): Widths of stages 1-4 (the stem has
+            half of stage 1).
+        depths (list[int]): Blocks of stages 1-4. Default: (1, 2, 6, 2).
+        in_channels (int): Image channels. Default: 3.
+        num_heads (int): Attention heads. Default: 8.
+        mlp_ratio (int): MLP ratio of all blocks. Default: 4.
+        v_expansion (int): Value expansion in attention. Default: 4.
+        stage4_stride (int): Stride of stage 4's down-sampling conv, 1 or 2.
+        out_indices (Sequence[int]): Stages (0-3) whose outputs are returned.
+        out_stem (bool): Also return the stride-2 stem output (first).
+        num_timesteps (int): ``T``. Images ``[B, C, H, W]`` are repeated T
+            times; event frames come as ``[B, T, C, H, W]``. Outputs are
+            averaged over ``T``. Default: 1.
+        spike_cfg (dict): Neuron, ``dict(type='MultiSpike', max_spikes=4)``
+            or ``dict(type='LIF', tau=2.0)``.
+        norm_cfg (dict): Norm config. Default: ``dict(type='BN')``.
+        attention_order (str): ``'linear'`` (``q (k^T v)``, default) or
+            ``'quadratic'`` (``(q k^T) v``, the public code).
+        drop_path_rate (float): Stochastic depth of transformer blocks.
+        frozen_stages (int): -1 freezes nothing, 0 the stem, ``i`` the stem
+            and stages 1..i.
+        norm_eval (bool): Keep norm layers in eval mode while training.
+        pruning (dict, optional): Token pruning, e.g.
+            ``dict(keep_ratios=0.78, scorer=dict(type='IRToPScorer'),
+            mode='per_block')``. None = dense.
+        init_cfg (dict, optional): ``dict(type='Pretrained', checkpoint=...)``
+            loads an official SDT-V3 ImageNet checkpoint (keys converted and
+            reported); other init configs as in mmengine.
+
+    Example:
+        >>> import torch
+        >>> from mmtpspike.models import SDTV3
+        >>> model = SDTV3(arch='t', pruning=dict(keep_ratios=0.78)).eval()
+        >>> outs = model(torch.rand(1, 3, 64, 96))
+        >>> [tuple(o.shape) for o in outs]
+        [(1, 24, 16, 24), (1, 48, 8, 12), (1, 96, 4, 6), (1, 128, 4, 6)]
+    """
+
+    arch_settings = {
+        't': [24, 48, 96, 128],
+        's': [32, 64, 128, 192],
+        'm': [48, 96, 192, 240],
+        'l': [64, 128, 256, 360],
+    }
+    num_conv_stages = 2
+
+    def __init__(self,
+                 arch: str = 'l',
+                 embed_dims: Optional[Sequence[int]] = None,
+                 depths: Sequence[int] = (1, 2, 6, 2),
+                 in_channels: int = 3,
+                 num_heads: int = 8,
+                 mlp_ratio: int = 4,
+                 v_expansion: int = 4,
+                 stage4_stride: int = 1,
+                 out_indices: Sequence[int] = (0, 1, 2, 3),
+                 out_stem: bool = False,
+                 num_timesteps: int = 1,
+                 spike_cfg: dict = dict(type='MultiSpike', max_spikes=4),
+                 norm_cfg: dict = dict(type='BN'),
+                 attention_order: str = 'linear',
+                 drop_path_rate: float = 0.,
+                 frozen_stages: int = -1,
+                 norm_eval: bool = False,
+                 pruning: Optional[dict] = None,
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        if embed_dims is None:
+            if arch not in self.arch_settings:
+                raise KeyError(f'arch must be one of '
+                               f'{sorted(self.arch_settings)}, got {arch!r}')
+            embed_dims = self.arch_settings[arch]
+        self.embed_dims = list(embed_dims)
+        self.depths = list(depths)
+        if len(self.embed_dims) != 4 or len(self.depths) != 4:
+            raise ValueError('embed_dims and depths need 4 values (stages '
+                             f'1-4), got {embed_dims} and {depths}')
+        if stage4_stride not in (1, 2):
+            raise ValueError(f'stage4_stride must be 1 or 2, '
+                             f'got {stage4_stride}')
+        if not out_indices or any(i not in range(4) for i in out_indices):
+            raise ValueError(f'out_indices must be a non-empty subset of '
+                             f'(0, 1, 2, 3), got {out_indices}')
+        if num_timesteps < 1:
+            raise ValueError(f'num_timesteps must be >= 1, got '
+                             f'{num_timesteps}')
+        self.out_indices = tuple(out_indices)
+        self.out_stem = out_stem
+        self.num_timesteps = num_timesteps
+        self.spike_cfg = dict(spike_cfg)
+        self.frozen_stages = frozen_stages
+        self.norm_eval = norm_eval
+        self.stage_strides = [4, 8, 16, 16 * stage4_stride]
+        self._img_shapes = None
+
+        common = dict(spike_cfg=spike_cfg, norm_cfg=norm_cfg,
+                      num_timesteps=num_timesteps)
+        stem_dims = self.embed_dims[0] // 2
+        self.stem = SDTV3Stage(
+            Downsampling(in_channels, stem_dims, 7, 2, encodes_input=True,
+                         **common),
+            [SpikeConvBlock(stem_dims, mlp_ratio=mlp_ratio, **common)])
+        num_transformer_blocks = sum(self.depths[self.num_conv_stages:])
+        drop_rates = torch.linspace(0, drop_path_rate,
+                                    max(num_transformer_blocks, 1)).tolist()
+        self.stages = nn.ModuleList()
+        in_dims = stem_dims
+        for stage_index, (dims, depth) in enumerate(
+                zip(self.embed_dims, self.depths)):
+            stride = stage4_stride if stage_index == 3 else 2
+            downsample = Downsampling(in_dims, dims, 3, stride,
+                                      encodes_input=False, **common)
+            if stage_index < self.num_conv_stages:
+                blocks = [SpikeConvBlock(dims, mlp_ratio=mlp_ratio, **common)
+                          for _ in range(depth)]
+            else:
+                blocks = [
+                    SpikeTransformerBlock(
+                        dims, num_heads=num_heads, mlp_ratio=mlp_ratio,
+                        v_expansion=v_expansion,
+                        drop_path=drop_rates.pop(0),
+                        attention_order=attention_order, **common)
+                    for _ in range(depth)
+                ]
+            self.stages.append(SDTV3Stage(downsample, blocks))
+            in_dims = dims
+        self.pruner = self._build_pruner(pruning)
+        self._freeze_stages()
+
+    def _build_pruner(self, pruning: Optional[dict]) -> Optional[TokenPruner]:
+        if pruning is None:
+            return None
+        if not isinstance(pruning, dict):
+            raise TypeError(f'pruning must be a dict or None, got {pruning!r}')
+        transformer_stages = range(self.num_conv_stages, 4)
+        names = [f'stages.{s}.blocks.{b}' for s in transformer_stages
+                 for b in range(self.depths[s])]
+        cfg = dict(pruning)
+        if cfg.get('temporal_selection') == 'per_timestep' and \
+                self.num_timesteps > 1 and self.spike_cfg['type'] == 'LIF':
+            raise ValueError(
+                "pruning.temporal_selection='per_timestep' needs stateless "
+                "neurons: a LIF neuron must see the same tokens at every "
+                "timestep; use 'shared' or spike_cfg type 'MultiSpike'")
+        return TokenPruner(
+            names, [self.depths[s] for s in transformer_stages],
+            num_timesteps=self.num_timesteps, **cfg)
+
+    @property
+    def out_channels(self) -> List[int]:
+        """Channels of the returned maps, in order."""
+        chans = [self.embed_dims[i] for i in self.out_indices]
+        return [self.embed_dims[0] // 2] + chans if self.out_stem else chans
+
+    @property
+    def out_strides(self) -> List[int]:
+        """Strides of the returned maps w.r.t. the input, in order."""
+        strides = [self.stage_strides[i] for i in self.out_indices]
+        return [2] + strides if self.out_stem else strides
+
+    def set_img_shapes(self,
+                       img_shapes: Optional[Sequence[Tuple[int, int]]],
+                       batch_shape: Optional[Tuple[int, int]] = None) -> None:
+        """Give the ``(h, w)`` of each image before padding for the next
+        forward, which consumes them.
+
+        Args:
+            img_shapes (list[tuple[int, int]] | None): per-image valid size.
+            batch_shape (tuple[int, int], optional): padded batch size the
+                shapes refer to; a forward on another size (e.g. a sliding
+                window crop) ignores them.
+        """
+        if img_shapes is None:
+            self._img_shapes = None
+            return
+        shapes = [(int(h), int(w)) for h, w in img_shapes]
+        self._img_shapes = (shapes, None if batch_shape is None else
+                            tuple(int(s) for s in batch_shape))
+
+    def set_keep_ratios(self, keep_ratios) -> None:
+        """Change retention ratios; see ``TokenPruner.set_keep_ratios``."""
+        if self.pruner is None:
+            raise RuntimeError('this SDTV3 was built with pruning=None; '
+                               'build it with a pruning dict to set ratios')
+        self.pruner.set_keep_ratios(keep_ratios)
+
+    @property
+    def token_records(self):
+        """Per-block :class:`TokenRecord` list of the last forward."""
+        return [] if self.pruner is None else self.pruner.records
+
+    def _consume_img_shapes(self, x: torch.Tensor):
+        """Pop the shapes given by :meth:`set_img_shapes` if they fit ``x``."""
+        given, self._img_shapes = self._img_shapes, None
+        if given is None:
+            return None
+        shapes, batch_shape = given
+        if batch_shape is not None and tuple(x.shape[-2:]) != batch_shape:
+            return None
+        if len(shapes) != x.shape[0]:
+            raise ValueError(f'set_img_shapes got {len(shapes)} shapes for a '
+                             f'batch of {x.shape[0]} images')
+        return shapes
+
+    def _to_timesteps(self, x: torch.Tensor) -> torch.Tensor:
+        """``[B, C, H, W]`` or ``[B, T, C, H, W]`` -> ``[T * B, C, H, W]``."""
+        if x.dim() == 4:
+            return x.repeat(self.num_timesteps, 1, 1, 1)
+        if x.dim() == 5 and x.shape[1] == self.num_timesteps:
+            return x.transpose(0, 1).flatten(0, 1)
+        raise ValueError(
+            f'SDTV3 expects [B, C, H, W] or [B, T={self.num_timesteps}, C, H, '
+            f'W] input, got shape {tuple(x.shape)}')
+
+    def _merge_timesteps(self, x: torch.Tensor) -> torch.Tensor:
+        """``[T * B, C, H, W]`` -> mean over T ``[B, C, H, W]``."""
+        if self.num_timesteps == 1:
+            return x
+        return x.view(self.num_timesteps, -1, *x.shape[1:]).mean(0)
+
+    def _run_transformer_stage(self, stage: SDTV3Stage, stage_index: int,
+                               x: torch.Tensor, first_block: int,
+                               img_shapes) -> torch.Tensor:
+        rows, _, height, width = x.shape
+        valid = valid_token_mask(img_shapes, self.stage_strides[stage_index],
+                                 height, width, x.device)
+        if valid is None:
+            valid = x.new_ones(rows, height * width, dtype=torch.bool)
+        else:
+            valid = valid.repeat(self.num_timesteps, 1)
+        active = torch.ones_like(valid)
+        for offset, block in enumerate(stage.blocks):
+            x, active = self.pruner(block, x, first_block + offset,
+                                    stage_index, valid, active)
+        return x
+
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        """Extract features.
+
+        Args:
+            x (Tensor): ``[B, C, H, W]`` images or ``[B, T, C, H, W]`` frames.
+
+        Returns:
+            tuple[Tensor]: ``[B, C_i, ceil(H / s_i), ceil(W / s_i)]`` maps for
+            :attr:`out_channels` / :attr:`out_strides`.
+        """
+        img_shapes = self._consume_img_shapes(x)
+        if self.pruner is not None:
+            self.pruner.reset_records()
+        x = self._to_timesteps(x)
+        x = self.stem.blocks[0](self.stem.downsample(x))
+        outs = [self._merge_timesteps(x)] if self.out_stem else []
+        first_block = 0
+        for stage_index, stage in enumerate(self.stages):
+            x = stage.downsample(x)
+            if self.pruner is not None and \
+                    stage_index >= self.num_conv_stages:
+                x = self._run_transformer_stage(stage, stage_index, x,
+                                                first_block, img_shapes)
+                first_block += len(stage.blocks)
+            else:
+                for block in stage.blocks:
+                    x = block(x)
+            if stage_index in self.out_indices:
+                outs.append(self._merge_timesteps(x))
+        return tuple(outs)
+
+    def _frozen_modules(self) -> List[nn.Module]:
+        if self.frozen_stages < 0:
+            return []
+        return [self.stem] + list(self.stages[:self.frozen_stages])
+
+    def _freeze_stages(self) -> None:
+        for module in self._frozen_modules():
+            module.eval()
+            for param in module.parameters():
+                param.requires_grad = False
+
+    def train(self, mode: bool = True) -> 'SDTV3':
+        """Set train mode, keeping frozen stages (and norms if
+        ``norm_eval``) in eval mode."""
+        super().train(mode)
+        self._freeze_stages()
+        if mode and self.norm_eval:
+            for module in self.modules():
+                if isinstance(module, _BatchNorm):
+                    module.eval()
+        return self
+
+    def init_weights(self) -> None:
+        """Initialise, loading an official checkpoint for a ``Pretrained``
+        init_cfg (keys converted, every mismatch reported)."""
+        cfg = self.init_cfg
+        if isinstance(cfg, dict) and cfg.get('type') == 'Pretrained':
+            from .sdtv3_checkpoint import load_sdtv3_checkpoint
+            checkpoint = cfg.get('checkpoint')
+            if not checkpoint:
+                raise ValueError("init_cfg type 'Pretrained' needs a "
+                                 "'checkpoint' path")
+            self._is_init = True
+            try:
+                load_sdtv3_checkpoint(self, checkpoint,
+                                      prefix=cfg.get('prefix'))
+            except FileNotFoundError as err:
+                warnings.warn(f'{err}; training SDTV3 from scratch')
+            return
+        super().init_weights()

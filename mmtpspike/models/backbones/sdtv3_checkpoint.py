@@ -1,0 +1,167 @@
+"""Loading official SDT-V3 (E-SpikeFormer) ImageNet checkpoints into SDTV3.
+
+Official checkpoints name modules ``downsample1_1.encode_conv.weight``,
+``ConvBlock1_2.0.Conv.pwconv1.0.weight``, ``block3.0.attn.q_conv.0.weight``,
+``head.weight``...; they are stored bare, under ``model`` or under
+``state_dict`` (mmdet / mmseg checkpoints, with a ``backbone.`` prefix).
+:func:`convert_official_keys` maps them explicitly onto :class:`SDTV3`;
+:func:`load_sdtv3_checkpoint` loads, drops the classifier, reports every
+missing and unexpected key by name and refuses shape mismatches.
+"""
+import os.path as osp
+import re
+from typing import Dict, List, Optional, Tuple, Union
+
+import torch
+import torch.nn as nn
+from mmengine.logging import print_log
+
+from mmtpspike.utils.checkpoint import safe_load_checkpoint
+
+# official top-level module prefix -> SDTV3 module prefix
+STAGE_PREFIXES = [
+    ('downsample1_1.', 'stem.downsample.'),
+    ('ConvBlock1_1.0.', 'stem.blocks.0.'),
+    ('downsample1_2.', 'stages.0.downsample.'),
+    ('ConvBlock1_2.0.', 'stages.0.blocks.0.'),
+    ('downsample2.', 'stages.1.downsample.'),
+    ('ConvBlock2_1.0.', 'stages.1.blocks.0.'),
+    ('ConvBlock2_2.0.', 'stages.1.blocks.1.'),
+    ('downsample3.', 'stages.2.downsample.'),
+    ('downsample4.', 'stages.3.downsample.'),
+]
+TRANSFORMER_BLOCK = re.compile(r'^block([34])\.(\d+)\.')
+CLASSIFIER_PREFIXES = ('head.', 'head_lif.', 'lif.')
+# the SepConv mixer is 'Conv' in conv blocks and 'conv' in transformer blocks
+MIXER = re.compile(r'^((?:stem|stages\.\d+)\.blocks\.\d+\.)(?:Conv|conv)\.')
+
+
+def _rename(key: str) -> str:
+    """Map one official key to the SDTV3 name (unknown keys unchanged)."""
+    match = TRANSFORMER_BLOCK.match(key)
+    if match:
+        stage = int(match.group(1)) - 1
+        key = f'stages.{stage}.blocks.{match.group(2)}.' + key[match.end():]
+    else:
+        for old, new in STAGE_PREFIXES:
+            if key.startswith(old):
+                key = new + key[len(old):]
+                break
+    return MIXER.sub(r'\1sep_conv.', key)
+
+
+def extract_state_dict(checkpoint: dict,
+                       prefix: Optional[str] = None) -> Dict[str, torch.Tensor]:
+    """Find the backbone weights in a loaded checkpoint.
+
+    Args:
+        checkpoint (dict): bare state dict, ``{'model': ...}`` or
+            ``{'state_dict': ...}``.
+        prefix (str, optional): keep only keys under this prefix (stripped);
+            by default ``backbone.`` is stripped when present, and
+            ``module.`` (DDP) always.
+
+    Returns:
+        dict: tensor state dict.
+    """
+    state = checkpoint
+    for key in ('state_dict', 'model'):
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+            break
+    state = {k[len('module.'):] if k.startswith('module.') else k: v
+             for k, v in state.items() if isinstance(v, torch.Tensor)}
+    if prefix is None and any(k.startswith('backbone.') for k in state):
+        prefix = 'backbone.'
+    if prefix:
+        state = {k[len(prefix):]: v for k, v in state.items()
+                 if k.startswith(prefix)}
+    return state
+
+
+def convert_official_keys(
+        state_dict: Dict[str, torch.Tensor]
+) -> Tuple[Dict[str, torch.Tensor], List[str]]:
+    """Convert official SDT-V3 keys to SDTV3 keys; drop the classifier.
+
+    Keys already in SDTV3 form pass unchanged, so checkpoints saved by this
+    package load too.
+
+    Returns:
+        tuple[dict, list[str]]: converted state dict and the dropped
+        classifier keys.
+    """
+    converted, dropped = {}, []
+    for key, value in state_dict.items():
+        if key.startswith(CLASSIFIER_PREFIXES):
+            dropped.append(key)
+            continue
+        converted[_rename(key)] = value
+    return converted, dropped
+
+
+def _width_hint(state_dict: Dict[str, torch.Tensor]) -> str:
+    """Guess the arch of a checkpoint from its stem width."""
+    from .sdtv3 import SDTV3
+    stem = state_dict.get('stem.downsample.encode_conv.weight')
+    if stem is None:
+        return ''
+    for arch, dims in SDTV3.arch_settings.items():
+        if dims[0] // 2 == stem.shape[0]:
+            return f" (the checkpoint looks like arch='{arch}', {dims})"
+    return f' (checkpoint stem width {stem.shape[0]})'
+
+
+def load_sdtv3_checkpoint(model: nn.Module,
+                          checkpoint: Union[str, dict],
+                          prefix: Optional[str] = None,
+                          logger: str = 'current') -> dict:
+    """Load an official or converted SDT-V3 checkpoint into ``model``.
+
+    Args:
+        model (SDTV3): the backbone.
+        checkpoint (str | dict): path, or an already loaded checkpoint.
+        prefix (str, optional): see :func:`extract_state_dict`.
+        logger (str): mmengine logger name for the report.
+
+    Returns:
+        dict: ``missing``, ``unexpected`` and ``dropped`` key lists.
+
+    Raises:
+        FileNotFoundError: the path does not exist.
+        ValueError: a tensor's shape differs from the model's (names the
+            key, both shapes and the arch the checkpoint looks like).
+    """
+    if isinstance(checkpoint, str):
+        if not osp.isfile(checkpoint):
+            raise FileNotFoundError(f'SDT-V3 checkpoint not found: '
+                                    f'{checkpoint}')
+        source = checkpoint
+        checkpoint = safe_load_checkpoint(checkpoint)
+    else:
+        source = '<state dict>'
+    state, dropped = convert_official_keys(
+        extract_state_dict(checkpoint, prefix))
+    own = model.state_dict()
+    mismatched = [f'{k}: checkpoint {tuple(v.shape)} vs model '
+                  f'{tuple(own[k].shape)}' for k, v in state.items()
+                  if k in own and own[k].shape != v.shape]
+    if mismatched:
+        raise ValueError(
+            f'SDT-V3 checkpoint {source} does not fit this backbone '
+            f'(embed_dims={getattr(model, "embed_dims", "?")})'
+            f'{_width_hint(state)}; mismatched shapes:\n  ' +
+            '\n  '.join(mismatched[:10]) +
+            ('' if len(mismatched) <= 10 else
+             f'\n  ... and {len(mismatched) - 10} more'))
+    result = model.load_state_dict(state, strict=False)
+    report = dict(missing=list(result.missing_keys),
+                  unexpected=list(result.unexpected_keys), dropped=dropped)
+    print_log(f'Loaded SDT-V3 checkpoint {source}: {len(state)} tensors, '
+              f'dropped classifier keys {dropped}', logger=logger)
+    for kind in ('missing', 'unexpected'):
+        if report[kind]:
+            print_log(f'{kind} keys ({len(report[kind])}): '
+                      f'{", ".join(report[kind])}', logger=logger,
+                      level=30)
+    return report

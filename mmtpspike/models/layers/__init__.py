@@ -1,0 +1,12 @@
+from .sdtv3_blocks import (Downsampling, SepConv, SpikeAttention,
+                           SpikeConvBlock, SpikeMLP, SpikeTransformerBlock)
+from .spike_neurons import (BinarySpikeSynapse, MultiSpike, MultiStepLIF,
+                            SpikeNeuron, build_spike_neuron, spike_driven,
+                            unroll_spikes)
+
+__all__ = [
+    'Downsampling', 'SepConv', 'SpikeAttention', 'SpikeConvBlock', 'SpikeMLP',
+    'SpikeTransformerBlock', 'BinarySpikeSynapse', 'MultiSpike',
+    'MultiStepLIF', 'SpikeNeuron', 'build_spike_neuron', 'spike_driven',
+    'unroll_spikes'
+]

@@ -1,0 +1,340 @@
+"""Building blocks of the Spike-Driven Transformer V3 (E-SpikeFormer).
+
+Module names inside the blocks follow the official SDT-V3 code
+(``encode_conv``, ``pwconv1``, ``q_conv``, ``fc1_conv``, ...) so that official
+checkpoints map onto them with a short, explicit key table (see
+:mod:`mmtpspike.models.backbones.sdtv3_checkpoint`).
+
+Every synaptic layer reads spikes from the neuron in front of it, except the
+encoding conv of the first down-sampling layer, which reads the image.
+"""
+from typing import Optional
+
+import torch
+import torch.nn as nn
+from mmcv.cnn import build_norm_layer
+from mmcv.cnn.bricks import DropPath
+from mmengine.model import BaseModule
+
+from .spike_neurons import build_spike_neuron
+
+
+def norm1d_cfg(norm_cfg: dict) -> dict:
+    """Return the 1-D counterpart of a 2-D norm config (BN -> BN1d)."""
+    cfg = dict(norm_cfg)
+    if cfg['type'] in ('BN', 'BN2d'):
+        cfg['type'] = 'BN1d'
+    return cfg
+
+
+def conv_norm(in_channels: int,
+              out_channels: int,
+              norm_cfg: dict,
+              kernel_size: int = 1,
+              padding: int = 0,
+              groups: int = 1) -> nn.Sequential:
+    """A bias-free ``Conv2d`` followed by a norm layer (keys ``0`` / ``1``)."""
+    return nn.Sequential(
+        nn.Conv2d(in_channels, out_channels, kernel_size, padding=padding,
+                  groups=groups, bias=False),
+        build_norm_layer(norm_cfg, out_channels)[1])
+
+
+class Downsampling(BaseModule):
+    """Strided conv + norm, preceded by a spike neuron except on the image.
+
+    Args:
+        in_channels (int): Input channels.
+        out_channels (int): Output channels.
+        kernel_size (int): Conv kernel size.
+        stride (int): Conv stride.
+        encodes_input (bool): True for the first layer, which reads the real
+            image (no neuron in front of it).
+        spike_cfg (dict): Neuron config.
+        norm_cfg (dict): Norm config.
+        num_timesteps (int): ``T`` for stateful neurons.
+    """
+
+    def __init__(self,
+                 in_channels: int,
+                 out_channels: int,
+                 kernel_size: int,
+                 stride: int,
+                 encodes_input: bool,
+                 spike_cfg: dict,
+                 norm_cfg: dict,
+                 num_timesteps: int = 1,
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(init_cfg)
+        if not encodes_input:
+            self.encode_spike = build_spike_neuron(spike_cfg, num_timesteps)
+        self.encode_conv = nn.Conv2d(in_channels, out_channels, kernel_size,
+                                     stride, padding=kernel_size // 2)
+        self.encode_conv.encodes_input = encodes_input
+        self.encode_bn = build_norm_layer(norm_cfg, out_channels)[1]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``[B, C_in, H, W]`` -> ``[B, C_out, ceil(H/s), ceil(W/s)]``."""
+        if hasattr(self, 'encode_spike'):
+            x = self.encode_spike(x)
+        return self.encode_bn(self.encode_conv(x))
+
+
+class SepConv(BaseModule):
+    """Spiking inverted separable conv (MobileNetV2 style, expansion 2).
+
+    ``spike -> 1x1 -> spike -> depthwise kxk -> spike -> 1x1``.
+
+    Args:
+        channels (int): Input and output channels.
+        kernel_size (int): Depthwise kernel size (7 in conv blocks, 3 in
+            transformer blocks).
+        spike_cfg (dict): Neuron config.
+        norm_cfg (dict): Norm config.
+        expansion (int): Hidden width ratio. Default: 2.
+        num_timesteps (int): ``T`` for stateful neurons.
+    """
+
+    def __init__(self,
+                 channels: int,
+                 kernel_size: int,
+                 spike_cfg: dict,
+                 norm_cfg: dict,
+                 expansion: int = 2,
+                 num_timesteps: int = 1,
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(init_cfg)
+        hidden = channels * expansion
+        self.spike1 = build_spike_neuron(spike_cfg, num_timesteps)
+        self.pwconv1 = conv_norm(channels, hidden, norm_cfg)
+        self.spike2 = build_spike_neuron(spike_cfg, num_timesteps)
+        self.dwconv = conv_norm(hidden, hidden, norm_cfg, kernel_size,
+                                kernel_size // 2, groups=hidden)
+        self.spike3 = build_spike_neuron(spike_cfg, num_timesteps)
+        self.pwconv2 = conv_norm(hidden, channels, norm_cfg)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``[B, C, H, W]`` -> ``[B, C, H, W]``."""
+        x = self.pwconv1(self.spike1(x))
+        x = self.dwconv(self.spike2(x))
+        return self.pwconv2(self.spike3(x))
+
+
+class SpikeConvBlock(BaseModule):
+    """Convolutional SDT-V3 block: SepConv mixer + 3x3 conv channel MLP.
+
+    Args:
+        channels (int): Channels.
+        spike_cfg (dict): Neuron config.
+        norm_cfg (dict): Norm config.
+        mlp_ratio (int): Hidden ratio of the conv MLP. Default: 4.
+        sep_kernel_size (int): SepConv depthwise kernel. Default: 7.
+        num_timesteps (int): ``T`` for stateful neurons.
+    """
+
+    def __init__(self,
+                 channels: int,
+                 spike_cfg: dict,
+                 norm_cfg: dict,
+                 mlp_ratio: int = 4,
+                 sep_kernel_size: int = 7,
+                 num_timesteps: int = 1,
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(init_cfg)
+        hidden = channels * mlp_ratio
+        self.sep_conv = SepConv(channels, sep_kernel_size, spike_cfg,
+                                norm_cfg, num_timesteps=num_timesteps)
+        self.spike1 = build_spike_neuron(spike_cfg, num_timesteps)
+        self.conv1 = nn.Conv2d(channels, hidden, 3, padding=1, bias=False)
+        self.bn1 = build_norm_layer(norm_cfg, hidden)[1]
+        self.spike2 = build_spike_neuron(spike_cfg, num_timesteps)
+        self.conv2 = nn.Conv2d(hidden, channels, 3, padding=1, bias=False)
+        self.bn2 = build_norm_layer(norm_cfg, channels)[1]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``[B, C, H, W]`` -> ``[B, C, H, W]``."""
+        x = x + self.sep_conv(x)
+        y = self.bn1(self.conv1(self.spike1(x)))
+        y = self.bn2(self.conv2(self.spike2(y)))
+        return x + y
+
+
+class SpikeAttention(BaseModule):
+    """Spike-driven linear self-attention of SDT-V3 on flat tokens.
+
+    ``q, k = spike(BN(1x1 conv(spike(x))))``, ``v`` the same with ``4 C``
+    channels, per head ``out = spike(q (k^T v) * 2 / sqrt(d))``, then a 1x1
+    projection + BN. There is no softmax, so ``q (k^T v)`` equals
+    ``(q k^T) v`` (exactly, since spikes are small multiples of ``1/D``) at a
+    cost linear in the number of tokens.
+
+    Args:
+        channels (int): Token channels ``C``.
+        num_heads (int): Heads. Default: 8.
+        v_expansion (int): ``C_v / C``. Default: 4.
+        spike_cfg (dict): Neuron config.
+        norm_cfg (dict): Norm config (2-D).
+        attention_order (str): ``'linear'`` for ``q (k^T v)`` (default) or
+            ``'quadratic'`` for ``(q k^T) v`` as in the public code.
+        num_timesteps (int): ``T`` for stateful neurons.
+    """
+
+    def __init__(self,
+                 channels: int,
+                 spike_cfg: dict,
+                 norm_cfg: dict,
+                 num_heads: int = 8,
+                 v_expansion: int = 4,
+                 attention_order: str = 'linear',
+                 num_timesteps: int = 1,
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(init_cfg)
+        if channels % num_heads:
+            raise ValueError(f'channels ({channels}) must be divisible by '
+                             f'num_heads ({num_heads})')
+        if attention_order not in ('linear', 'quadratic'):
+            raise ValueError("attention_order must be 'linear' or "
+                             f"'quadratic', got {attention_order!r}")
+        self.num_heads = num_heads
+        self.attention_order = attention_order
+        self.scale = 2 * (channels // num_heads)**-0.5
+        v_channels = channels * v_expansion
+        self.head_spike = build_spike_neuron(spike_cfg, num_timesteps)
+        self.q_conv = conv_norm(channels, channels, norm_cfg)
+        self.q_spike = build_spike_neuron(spike_cfg, num_timesteps)
+        self.k_conv = conv_norm(channels, channels, norm_cfg)
+        self.k_spike = build_spike_neuron(spike_cfg, num_timesteps)
+        self.v_conv = conv_norm(channels, v_channels, norm_cfg)
+        self.v_spike = build_spike_neuron(spike_cfg, num_timesteps)
+        self.attn_spike = build_spike_neuron(spike_cfg, num_timesteps)
+        self.proj_conv = conv_norm(v_channels, channels, norm_cfg)
+
+    def _heads(self, x: torch.Tensor) -> torch.Tensor:
+        """``[B, C, N]`` -> ``[B, heads, N, C / heads]``."""
+        batch, channels, num_tokens = x.shape
+        return x.view(batch, self.num_heads, channels // self.num_heads,
+                      num_tokens).transpose(-1, -2)
+
+    def forward(self,
+                tokens: torch.Tensor,
+                token_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Attend over tokens.
+
+        Args:
+            tokens (Tensor): ``[B, C, N]``.
+            token_mask (Tensor, optional): ``[B, N]`` bool; False marks filler
+                slots that must not contribute to any other token's output.
+
+        Returns:
+            Tensor: ``[B, C, N]``.
+        """
+        batch, _, num_tokens = tokens.shape
+        x = self.head_spike(tokens).unsqueeze(-1)
+        q = self.q_spike(self.q_conv(x)).squeeze(-1)
+        k = self.k_spike(self.k_conv(x)).squeeze(-1)
+        v = self.v_spike(self.v_conv(x)).squeeze(-1)
+        if token_mask is not None:
+            k = k * token_mask.unsqueeze(1).to(k.dtype)
+        q, k, v = self._heads(q), self._heads(k), self._heads(v)
+        if self.attention_order == 'linear':
+            out = q @ (k.transpose(-2, -1) @ v)
+        else:
+            out = (q @ k.transpose(-2, -1)) @ v
+        out = (out * self.scale).transpose(-1, -2).reshape(
+            batch, -1, num_tokens)
+        out = self.attn_spike(out).unsqueeze(-1)
+        return self.proj_conv(out).squeeze(-1)
+
+
+class SpikeMLP(BaseModule):
+    """Token-wise spiking MLP: ``spike -> fc1 -> BN -> spike -> fc2 -> BN``.
+
+    Args:
+        channels (int): Token channels.
+        spike_cfg (dict): Neuron config.
+        norm_cfg (dict): Norm config (2-D; its 1-D counterpart is used).
+        mlp_ratio (int): Hidden ratio. Default: 4.
+        num_timesteps (int): ``T`` for stateful neurons.
+    """
+
+    def __init__(self,
+                 channels: int,
+                 spike_cfg: dict,
+                 norm_cfg: dict,
+                 mlp_ratio: int = 4,
+                 num_timesteps: int = 1,
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(init_cfg)
+        hidden = channels * mlp_ratio
+        self.fc1_spike = build_spike_neuron(spike_cfg, num_timesteps)
+        self.fc1_conv = nn.Conv1d(channels, hidden, 1)
+        self.fc1_bn = build_norm_layer(norm1d_cfg(norm_cfg), hidden)[1]
+        self.fc2_spike = build_spike_neuron(spike_cfg, num_timesteps)
+        self.fc2_conv = nn.Conv1d(hidden, channels, 1)
+        self.fc2_bn = build_norm_layer(norm1d_cfg(norm_cfg), channels)[1]
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """``[B, C, N]`` -> ``[B, C, N]``."""
+        x = self.fc1_bn(self.fc1_conv(self.fc1_spike(tokens)))
+        return self.fc2_bn(self.fc2_conv(self.fc2_spike(x)))
+
+
+class SpikeTransformerBlock(BaseModule):
+    """Transformer block of SDT-V3: SepConv mixer, attention, MLP.
+
+    The block is split in two so token pruning can wrap it:
+    :meth:`mix` (the spatial SepConv residual, always on the full map) and
+    :meth:`transform_tokens` (attention + MLP residuals on any set of flat
+    tokens). ``forward`` runs both on all tokens (the dense block).
+
+    Args:
+        channels (int): Channels.
+        spike_cfg (dict): Neuron config.
+        norm_cfg (dict): Norm config.
+        num_heads (int): Attention heads. Default: 8.
+        mlp_ratio (int): MLP hidden ratio. Default: 4.
+        v_expansion (int): Value expansion of attention. Default: 4.
+        sep_kernel_size (int): SepConv depthwise kernel. Default: 3.
+        drop_path (float): Stochastic depth rate. Default: 0.
+        attention_order (str): See :class:`SpikeAttention`.
+        num_timesteps (int): ``T`` for stateful neurons.
+    """
+
+    def __init__(self,
+                 channels: int,
+                 spike_cfg: dict,
+                 norm_cfg: dict,
+                 num_heads: int = 8,
+                 mlp_ratio: int = 4,
+                 v_expansion: int = 4,
+                 sep_kernel_size: int = 3,
+                 drop_path: float = 0.,
+                 attention_order: str = 'linear',
+                 num_timesteps: int = 1,
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(init_cfg)
+        self.sep_conv = SepConv(channels, sep_kernel_size, spike_cfg,
+                                norm_cfg, num_timesteps=num_timesteps)
+        self.attn = SpikeAttention(channels, spike_cfg, norm_cfg, num_heads,
+                                   v_expansion, attention_order, num_timesteps)
+        self.mlp = SpikeMLP(channels, spike_cfg, norm_cfg, mlp_ratio,
+                            num_timesteps)
+        self.drop_path = DropPath(drop_path) if drop_path > 0 else \
+            nn.Identity()
+
+    def mix(self, x: torch.Tensor) -> torch.Tensor:
+        """SepConv residual on the full map: ``[B, C, H, W]`` -> same."""
+        return x + self.drop_path(self.sep_conv(x))
+
+    def transform_tokens(
+            self,
+            tokens: torch.Tensor,
+            token_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Attention + MLP residuals: ``[B, C, N]`` -> ``[B, C, N]``."""
+        tokens = tokens + self.drop_path(self.attn(tokens, token_mask))
+        return tokens + self.drop_path(self.mlp(tokens))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Dense block: ``[B, C, H, W]`` -> ``[B, C, H, W]``."""
+        x = self.mix(x)
+        return self.transform_tokens(x.flatten(2)).view_as(x)

@@ -1,0 +1,91 @@
+"""Count-based, padding-aware token selection.
+
+Each image keeps ``K_b = ceil(keep * N_valid_b)`` tokens, where ``N_valid_b``
+counts the tokens inside its valid (non-padded) area. Works for any ``H, W``.
+"""
+import math
+from typing import Optional, Sequence, Tuple
+
+import torch
+
+
+def valid_token_mask(img_shapes: Optional[Sequence[Tuple[int, int]]],
+                     stride: int, height: int, width: int,
+                     device: torch.device) -> Optional[torch.Tensor]:
+    """Boolean map of the tokens covering each image's valid area.
+
+    mmdet / mmseg pad images at the bottom and right; a token at stride ``s``
+    is valid when its top-left pixel lies inside the image:
+    ``row < ceil(h / s)`` and ``col < ceil(w / s)``.
+
+    Args:
+        img_shapes (list[tuple[int, int]] | None): ``(h, w)`` of each image
+            before padding; None means "no padding".
+        stride (int): Stride of the token map w.r.t. the input.
+        height (int): Token map height ``H``.
+        width (int): Token map width ``W``.
+        device (torch.device): Device of the result.
+
+    Returns:
+        Tensor | None: ``[B, H * W]`` bool, or None when ``img_shapes`` is None.
+    """
+    if img_shapes is None:
+        return None
+    rows = torch.tensor([math.ceil(h / stride) for h, _ in img_shapes],
+                        device=device)
+    cols = torch.tensor([math.ceil(w / stride) for _, w in img_shapes],
+                        device=device)
+    row_ok = torch.arange(height, device=device)[None] < rows[:, None]
+    col_ok = torch.arange(width, device=device)[None] < cols[:, None]
+    return (row_ok[:, :, None] & col_ok[:, None, :]).flatten(1)
+
+
+def keep_counts(keep_ratio: float, num_valid: torch.Tensor) -> torch.Tensor:
+    """``K = ceil(keep * N_valid)`` per row, at least one token.
+
+    Args:
+        keep_ratio (float): Retention ratio in ``(0, 1]``.
+        num_valid (Tensor): ``[R]`` number of valid tokens per row.
+
+    Returns:
+        Tensor: ``[R]`` long.
+    """
+    # round first so that e.g. 0.78 * 100 = 78.00000000000001 keeps 78
+    exact = (num_valid.double() * keep_ratio).round(decimals=6)
+    return exact.ceil().long().clamp(min=1)
+
+
+def select_tokens(scores: torch.Tensor, counts: torch.Tensor,
+                  candidates: torch.Tensor
+                  ) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Pick the ``counts[r]`` highest-scoring candidate tokens of each row.
+
+    Rows may keep different numbers of tokens; the result has ``K =
+    max(counts)`` slots per row, padded with *filler* slots whose index is
+    ``N`` (one past the last token) and whose mask is False.
+
+    Args:
+        scores (Tensor): ``[R, N]`` token scores (higher = keep).
+        counts (Tensor): ``[R]`` tokens to keep per row, ``<=`` the number
+            of candidates of that row.
+        candidates (Tensor): ``[R, N]`` bool, tokens that may be kept.
+
+    Returns:
+        tuple[Tensor, Tensor]: ``index`` ``[R, K]`` long, ascending token
+        positions (fillers last), and ``slot_mask`` ``[R, K]`` bool.
+    """
+    num_tokens = scores.shape[1]
+    num_slots = int(counts.max())
+    masked = scores.masked_fill(~candidates, float('-inf'))
+    index = masked.topk(num_slots, dim=1, sorted=True).indices
+    ranks = torch.arange(num_slots, device=scores.device)
+    slot_mask = ranks[None] < counts[:, None]
+    index = index.masked_fill(~slot_mask, num_tokens).sort(dim=1).values
+    return index, index < num_tokens
+
+
+def index_to_mask(index: torch.Tensor, num_tokens: int) -> torch.Tensor:
+    """``[R, K]`` token indices (fillers = ``N``) -> ``[R, N]`` bool map."""
+    mask = index.new_zeros(index.shape[0], num_tokens + 1, dtype=torch.bool)
+    mask.scatter_(1, index, True)
+    return mask[:, :num_tokens]

@@ -1,0 +1,133 @@
+"""Shared set-up of ``tools/train.py`` and ``tools/test.py``.
+
+Bad input found while setting up (missing config, unknown module type,
+missing data, unsafe checkpoint) ends the tool with one clear line on stderr
+and exit code 1; ``MMTPSPIKE_DEBUG=1`` shows the full traceback instead.
+Errors raised while training or testing are not touched.
+"""
+import functools
+import os
+import os.path as osp
+import re
+import sys
+from typing import Callable, Iterator, Optional, Tuple
+
+from mmengine.config import Config, ConfigDict, DictAction  # noqa: F401
+
+SCOPES = ('mmdet', 'mmseg')
+LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
+
+
+class SetupError(RuntimeError):
+    """Bad input detected before training / testing starts."""
+
+
+def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
+    """Load a config, apply ``--cfg-options`` and check its scope.
+
+    Raises:
+        SetupError: missing file or an unsupported ``default_scope``.
+    """
+    if not osp.isfile(path):
+        raise SetupError(f'config file not found: {path}')
+    cfg = Config.fromfile(path)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    scope = cfg.get('default_scope')
+    if scope not in SCOPES:
+        raise SetupError(f"config {path} has default_scope={scope!r}; "
+                         f"mmtpspike tools support {SCOPES}")
+    return cfg
+
+
+def _datasets(cfg: Config) -> Iterator[Tuple[str, dict]]:
+    """Yield ``(field path, dataset cfg)`` for every leaf dataset."""
+    for loader in LOADERS:
+        if not isinstance(cfg.get(loader), dict):
+            continue
+        stack = [(f'{loader}.dataset', cfg[loader].get('dataset'))]
+        while stack:
+            field, dataset = stack.pop()
+            if not isinstance(dataset, dict):
+                continue
+            if isinstance(dataset.get('dataset'), dict):
+                stack.append((f'{field}.dataset', dataset['dataset']))
+            elif isinstance(dataset.get('datasets'), (list, tuple)):
+                stack.extend((f'{field}.datasets.{i}', d)
+                             for i, d in enumerate(dataset['datasets']))
+            else:
+                yield field, dataset
+
+
+def check_data_paths(cfg: Config, loaders: Tuple[str, ...] = LOADERS) -> None:
+    """Check that the data roots / annotation files of the used loaders exist.
+
+    Raises:
+        SetupError: naming the config field, the missing path and the fix.
+    """
+    for field, dataset in _datasets(cfg):
+        if not field.startswith(loaders):
+            continue
+        root = dataset.get('data_root') or ''
+        if root and not osp.isdir(root):
+            raise SetupError(
+                f"data root '{root}' ({field}.data_root) does not exist: put "
+                f'the dataset there or pass --cfg-options '
+                f'{field}.data_root=/path/to/data')
+        ann_file = dataset.get('ann_file')
+        if ann_file:
+            full = osp.join(root, ann_file) if root else ann_file
+            if not osp.isfile(full):
+                raise SetupError(f"annotation file '{full}' ({field}.ann_file) "
+                                 f'does not exist')
+
+
+_UNKNOWN_TYPE = re.compile(r'(\S+) is not in the (\S+) registry')
+
+
+def explain(err: BaseException) -> str:
+    """One line describing a set-up error."""
+    message = str(err).strip().strip('"\'')
+    match = _UNKNOWN_TYPE.search(message)
+    if isinstance(err, KeyError) and match:
+        return (f"unknown module type '{match.group(1).strip('`')}' in the "
+                f'config (not in the {match.group(2)} registry): check the '
+                f'spelling, or add its package to custom_imports')
+    first_line = message.splitlines()[0] if message else type(err).__name__
+    return f'{type(err).__name__}: {first_line}' if not isinstance(
+        err, SetupError) else first_line
+
+
+def friendly_errors(func: Callable) -> Callable:
+    """Turn set-up errors of a tool's ``main`` into one line + exit 1."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except SetupError as err:
+            if os.environ.get('MMTPSPIKE_DEBUG'):
+                raise
+            cause = err.__cause__ if err.__cause__ is not None else err
+            print(f'error: {explain(cause)}', file=sys.stderr)
+            sys.exit(1)
+
+    return wrapper
+
+
+def build_runner(cfg: Config):
+    """Build the mmengine runner of a config, wrapping build errors."""
+    from mmengine.registry import RUNNERS
+    from mmengine.runner import Runner
+    try:
+        if 'runner_type' not in cfg:
+            return Runner.from_cfg(cfg)
+        return RUNNERS.build(cfg)
+    except (KeyError, TypeError, ValueError, FileNotFoundError,
+            ImportError) as err:
+        raise SetupError(explain(err)) from err
+
+
+def default_work_dir(config_path: str) -> str:
+    """``work_dirs/<config name>`` as the mm tools do."""
+    return osp.join('./work_dirs', osp.splitext(osp.basename(config_path))[0])

@@ -1,0 +1,99 @@
+"""Token scorers."""
+import pytest
+import torch
+import torch.nn.functional as F
+
+from mmtpspike.models.pruning import (IRToPScorer, L2NormScorer, RandomScorer,
+                                      SpatialScorer, TemporalScorer,
+                                      normalize_scores)
+
+
+def public_reference_score(x, window):
+    """Direct re-implementation of the public TP-Spikformer formula: a dense
+    all-ones C x C x k x k conv (zero padding), then 1 - cosine."""
+    channels = x.shape[1]
+    weight = torch.ones(channels, channels, window, window)
+    local = F.conv2d(x, weight, padding=window // 2)
+    return (1 - F.cosine_similarity(x, local, dim=1)).flatten(1)
+
+
+@pytest.mark.parametrize('window', [3, 7])
+def test_reference_variant_matches_public_formula(window):
+    torch.manual_seed(0)
+    x = torch.randn(2, 16, 9, 13)
+    scorer = SpatialScorer(window, variant='reference', normalize='none')
+    torch.testing.assert_close(scorer(x), public_reference_score(x, window),
+                               rtol=1e-4, atol=1e-5)
+
+
+def test_paper_variant_is_per_channel_local_mean():
+    torch.manual_seed(0)
+    x = torch.randn(1, 4, 5, 6)
+    scores = SpatialScorer(3, normalize='none')(x).view(5, 6)
+    # token (2, 3): interior, plain 3x3 mean; token (0, 0): 2x2 corner mean
+    for (r, c), window in [((2, 3), x[0, :, 1:4, 2:5]),
+                           ((0, 0), x[0, :, 0:2, 0:2])]:
+        local = window.flatten(1).mean(1)
+        expected = 1 - F.cosine_similarity(x[0, :, r, c], local, dim=0)
+        assert scores[r, c].item() == pytest.approx(expected.item(), abs=1e-5)
+
+
+def test_uniform_map_scores_zero():
+    x = torch.ones(1, 8, 6, 6)
+    assert torch.allclose(SpatialScorer(normalize='none')(x),
+                          torch.zeros(1, 36), atol=1e-6)
+
+
+def test_temporal_t1_and_t4():
+    torch.manual_seed(0)
+    x1 = torch.randn(2, 4, 3, 5)
+    t1 = TemporalScorer(normalize='none')(x1, 1)
+    torch.testing.assert_close(t1, x1.abs().mean(1).flatten(1))
+    x4 = torch.randn(4 * 2, 4, 3, 5)
+    t4 = TemporalScorer(normalize='none')(x4, 4)
+    seq = x4.view(4, 2, 4, 3, 5)
+    expected = torch.cat([seq[:1].abs(), (seq[1:] - seq[:-1]).abs()]).mean(2)
+    torch.testing.assert_close(t4, expected.flatten(2).flatten(0, 1))
+    assert torch.isfinite(TemporalScorer()(x1, 1)).all()
+
+
+def test_irtop_combines_terms_only_when_t_gt_1():
+    torch.manual_seed(0)
+    x = torch.randn(2, 4, 3, 5)
+    spatial = SpatialScorer()(x)
+    torch.testing.assert_close(IRToPScorer()(x, 1), spatial)
+    x4 = torch.randn(8, 4, 3, 5)
+    combined = IRToPScorer(spatial_weight=1., temporal_weight=2.)(x4, 4)
+    expected = SpatialScorer()(x4, 4) + 2 * TemporalScorer()(x4, 4)
+    torch.testing.assert_close(combined, expected)
+    assert torch.isfinite(combined).all()
+
+
+def test_normalisations_over_valid_tokens():
+    scores = torch.tensor([[1., 2., 3., 100.]])
+    valid = torch.tensor([[True, True, True, False]])
+    soft = normalize_scores(scores, valid, 'softmax')
+    assert soft[0, 3] == 0 and soft.sum().item() == pytest.approx(1.)
+    minmax = normalize_scores(scores, valid, 'minmax')
+    assert minmax.tolist() == [[0., 0.5, 1., 0.]]
+    total = normalize_scores(scores, valid, 'sum')
+    assert total.sum().item() == pytest.approx(1.) and total[0, 3] == 0
+
+
+def test_random_scorer_reproducible():
+    x = torch.randn(2, 4, 3, 5)
+    assert torch.equal(RandomScorer(seed=3)(x), RandomScorer(seed=3)(x))
+    assert not torch.equal(RandomScorer(seed=3)(x), RandomScorer(seed=4)(x))
+
+
+def test_l2_norm_scorer_ranks_by_magnitude():
+    x = torch.zeros(1, 2, 1, 3)
+    x[0, 0, 0] = torch.tensor([1., 3., 2.])
+    assert L2NormScorer()(x).argsort(descending=True).tolist() == [[1, 2, 0]]
+
+
+@pytest.mark.parametrize('kwargs', [dict(window_size=4), dict(variant='x'),
+                                    dict(normalize='l1')])
+def test_bad_scorer_arguments(kwargs):
+    with pytest.raises(ValueError):
+        SpatialScorer(**kwargs)
