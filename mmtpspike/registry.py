@@ -3,7 +3,8 @@
 Models and hooks are registered into the ``MODELS`` / ``HOOKS`` registries of
 **both** mmdet and mmseg, so a config with ``default_scope='mmdet'`` or
 ``default_scope='mmseg'`` and ``custom_imports=dict(imports=['mmtpspike'])``
-can build them. Stock modules of those registries are left untouched: a name
+can build them, and into mmengine's root registries, which every other
+OpenMMLab scope searches last. Stock modules of those registries are left untouched: a name
 that already exists there is an error, never an override.
 
 Token scorers and restorers live in registries of their own (scope
@@ -11,6 +12,8 @@ Token scorers and restorers live in registries of their own (scope
 """
 from mmdet.registry import HOOKS as MMDET_HOOKS
 from mmdet.registry import MODELS as MMDET_MODELS
+from mmengine.registry import HOOKS as ROOT_HOOKS
+from mmengine.registry import MODELS as ROOT_MODELS
 from mmengine.registry import Registry
 from mmseg.registry import HOOKS as MMSEG_HOOKS
 from mmseg.registry import MODELS as MMSEG_MODELS
@@ -22,14 +25,14 @@ TOKEN_RESTORERS = Registry(
 
 
 def register_model(cls):
-    """Register a model class into the mmdet and mmseg ``MODELS`` registries."""
-    MMDET_MODELS.register_module(module=cls)
-    MMSEG_MODELS.register_module(module=cls)
+    """Register a model class into the mmdet, mmseg and root ``MODELS``."""
+    for registry in (MMDET_MODELS, MMSEG_MODELS, ROOT_MODELS):
+        registry.register_module(module=cls)
     return cls
 
 
 def register_hook(cls):
-    """Register a hook class into the mmdet and mmseg ``HOOKS`` registries."""
-    MMDET_HOOKS.register_module(module=cls)
-    MMSEG_HOOKS.register_module(module=cls)
+    """Register a hook class into the mmdet, mmseg and root ``HOOKS``."""
+    for registry in (MMDET_HOOKS, MMSEG_HOOKS, ROOT_HOOKS):
+        registry.register_module(module=cls)
     return cls

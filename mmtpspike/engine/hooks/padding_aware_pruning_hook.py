@@ -1,4 +1,5 @@
 """Tell pruned backbones where each image's padding starts."""
+import torch
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 
@@ -15,14 +16,15 @@ def _pass_img_shapes(model, args, kwargs):
     if data_samples is None and len(args) > 1:
         data_samples = args[1]
     inputs = kwargs.get('inputs', args[0] if args else None)
-    if not data_samples or inputs is None or not hasattr(inputs, 'shape'):
+    if not data_samples:
         return None
     shapes = [sample.metainfo.get('img_shape') for sample in data_samples]
     if any(shape is None for shape in shapes):
         return None
+    batch_shape = tuple(inputs.shape[-2:]) if isinstance(
+        inputs, torch.Tensor) else None
     for backbone in model._padding_aware_backbones:
-        backbone.set_img_shapes([shape[:2] for shape in shapes],
-                                tuple(inputs.shape[-2:]))
+        backbone.set_img_shapes([shape[:2] for shape in shapes], batch_shape)
     return None
 
 

@@ -8,6 +8,7 @@ from mmengine.model import BaseModule
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmtpspike.registry import register_model
+from ..layers.fusion import fuse_conv_bn
 from ..layers.sdtv3_blocks import (Downsampling, SpikeConvBlock,
                                    SpikeTransformerBlock)
 from ..pruning import TokenPruner, valid_token_mask
@@ -324,12 +325,25 @@ class SDTV3(BaseModule):
     def train(self, mode: bool = True) -> 'SDTV3':
         """Set train mode, keeping frozen stages (and norms if
         ``norm_eval``) in eval mode."""
+        if mode and getattr(self, 'fused', False):
+            raise RuntimeError('SDTV3.fuse() folded the BN layers; build a '
+                               'fresh model to train')
         super().train(mode)
         self._freeze_stages()
         if mode and self.norm_eval:
             for module in self.modules():
                 if isinstance(module, _BatchNorm):
                     module.eval()
+        return self
+
+    def fuse(self, channels_last: bool = True) -> 'SDTV3':
+        """Prepare for fast inference: fold every BN into its conv and use
+        channels-last memory. Outputs equal eval mode up to float rounding.
+        Training after ``fuse`` is not supported."""
+        fuse_conv_bn(self)
+        if channels_last:
+            self.to(memory_format=torch.channels_last)
+        self.fused = True
         return self
 
     def init_weights(self) -> None:

@@ -1,0 +1,12 @@
+# The demo detector of sdtv3_coco_demo.py with TP-Spikformer token early
+# stopping at 78 % retention. Training-free: evaluate a dense demo checkpoint
+#   python tools/test.py configs/det/sdtv3_tp_coco_demo.py dense.pth \
+#       --cfg-options model.backbone.pruning.keep_ratios=0.56
+_base_ = './sdtv3_coco_demo.py'
+
+model = dict(
+    backbone=dict(
+        pruning=dict(
+            keep_ratios=0.78,
+            scorer=dict(type='IRToPScorer'),
+            mode='per_block')))

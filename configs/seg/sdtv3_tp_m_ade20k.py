@@ -1,0 +1,8 @@
+# TP-Spikformer on SDT-V3-M (10M), 56 % retention; see sdtv3_tp_ade20k.py.
+_base_ = './sdtv3_m_ade20k.py'
+
+model = dict(
+    backbone=dict(
+        pruning=dict(
+            keep_ratios=0.56, scorer=dict(type='IRToPScorer'),
+            mode='per_block')))

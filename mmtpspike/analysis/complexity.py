@@ -1,0 +1,187 @@
+"""MACs of a model as it really runs, token pruning included.
+
+:class:`MacCounter` installs forward hooks and counts, for one forward:
+
+* convolutions (``Conv1d`` / ``Conv2d``, including the 1x1 convs of
+  attention and MLP, which see only the kept tokens when pruning);
+* the attention matmuls of :class:`SpikeAttention` (``q (k^T v)``:
+  ``2 N C C_v / h``; ``(q k^T) v``: ``N^2 (C + C_v)``);
+* the token scorers (box filter ``k^2 C N`` adds + cosine ``3 C N``; temporal
+  ``C N``), so pruning pays for its own overhead.
+
+Norm layers are not counted (they are folded into the convs at inference,
+see ``SDTV3.fuse``); gather / scatter move memory and cost no MACs.
+Counts are per forward call, summed over the batch.
+
+Synaptic operations (SOPs): a layer reading spikes does one accumulate (AC)
+per input spike and fan-out, i.e. ``SOPs = MACs x mean spike count per input
+neuron`` (an integer spike ``n`` is ``n`` binary spikes). This holds for
+every conv except the encoding conv, which reads the image and costs MACs;
+for the attention matmuls the spike operand on the left (``k`` in ``k^T v``,
+``q`` in ``q (k^T v)``) sets the count. Scorer work is float arithmetic
+(MACs).
+"""
+from collections import defaultdict
+from typing import Dict
+
+import torch
+import torch.nn as nn
+
+from mmtpspike.models.layers.sdtv3_blocks import SpikeAttention
+from mmtpspike.models.pruning.scorers import (IRToPScorer, RandomScorer,
+                                              SpatialScorer, TemporalScorer)
+
+CONVS = (nn.Conv1d, nn.Conv2d)
+
+
+def conv_macs(conv: nn.Module, output: torch.Tensor) -> int:
+    """``out elements x in_channels / groups x kernel area``."""
+    kernel = 1
+    for size in conv.kernel_size:
+        kernel *= size
+    return output.numel() * (conv.in_channels // conv.groups) * kernel
+
+
+def attention_matmul_macs(attn: SpikeAttention, tokens: torch.Tensor) -> int:
+    """MACs of the two attention matmuls for ``tokens: [B, C, N]``."""
+    batch, channels, num_tokens = tokens.shape
+    v_channels = attn.v_conv[0].out_channels
+    if attn.attention_order == 'linear':
+        return 2 * batch * num_tokens * channels * v_channels // attn.num_heads
+    return batch * num_tokens * num_tokens * (channels + v_channels)
+
+
+def scorer_macs(scorer: nn.Module, x: torch.Tensor, num_timesteps: int) -> int:
+    """MACs of a token scorer on ``x: [T * B, C, H, W]``."""
+    elements = x.numel()
+    if isinstance(scorer, IRToPScorer):
+        total = scorer_macs(scorer.spatial, x, num_timesteps)
+        if num_timesteps > 1 and scorer.temporal_weight > 0:
+            total += scorer_macs(scorer.temporal, x, num_timesteps)
+        return total
+    if isinstance(scorer, SpatialScorer):
+        window = scorer.window_size**2
+        if scorer.variant == 'paper':
+            return (window + 3) * elements
+        return elements + window * elements // x.shape[1] + 3 * elements
+    if isinstance(scorer, TemporalScorer):
+        return elements
+    if isinstance(scorer, RandomScorer):
+        return 0
+    return elements  # L2 norm and unknown scorers: one MAC per element
+
+
+# energy per operation at 45 nm (Horowitz, ISSCC 2014), as used by SNN papers
+ENERGY_PER_MAC_PJ = 4.6
+ENERGY_PER_AC_PJ = 0.9
+
+
+class MacCounter:
+    """Count MACs and SOPs per module during forwards (context manager).
+
+    Args:
+        model (nn.Module): the backbone / neck to count.
+        max_spikes (int): ``D`` of the model's neurons, to turn spike values
+            ``n / D`` into counts.
+
+    Example:
+        >>> with MacCounter(model) as counter:
+        ...     model(img)
+        >>> counter.total, counter.sops, counter.energy_mj()
+    """
+
+    def __init__(self, model: nn.Module, max_spikes: int = 4) -> None:
+        self.model = model
+        self.max_spikes = max_spikes
+        self.by_module: Dict[str, int] = defaultdict(int)
+        self.sops_by_module: Dict[str, float] = defaultdict(float)
+        self.float_macs = 0
+        self._spike_means: Dict[str, float] = {}
+        self._handles = []
+
+    def __enter__(self) -> 'MacCounter':
+        for name, module in self.model.named_modules():
+            hook = self._hook_for(name, module)
+            if hook is not None:
+                self._handles.append(module.register_forward_hook(hook))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
+
+    def _spike_count(self, spikes: torch.Tensor) -> float:
+        """Mean integer spike count per neuron of a spike tensor."""
+        return float(spikes.detach().float().mean()) * self.max_spikes
+
+    def _hook_for(self, name: str, module: nn.Module):
+        if isinstance(module, CONVS):
+            def count_conv(mod, args, out):
+                macs = conv_macs(mod, out)
+                self.by_module[name] += macs
+                if getattr(mod, 'encodes_input', False):
+                    self.float_macs += macs
+                else:
+                    self.sops_by_module[name] += macs * self._spike_count(
+                        args[0])
+            return count_conv
+        if name.endswith(('.q_spike', '.k_spike')):
+            def remember(mod, args, out):
+                self._spike_means[name] = self._spike_count(out)
+            return remember
+        if isinstance(module, SpikeAttention):
+            def count_attention(mod, args, out):
+                macs = attention_matmul_macs(mod, args[0])
+                self.by_module[name + '.matmul'] += macs
+                counts = (self._spike_means.get(name + '.k_spike', 0.) +
+                          self._spike_means.get(name + '.q_spike', 0.))
+                self.sops_by_module[name + '.matmul'] += macs / 2 * counts
+            return count_attention
+        if isinstance(module, (IRToPScorer, SpatialScorer, TemporalScorer,
+                               RandomScorer)) and not name.endswith(
+                                   ('.spatial', '.temporal')):
+            def count_scorer(mod, args, out):
+                steps = args[1] if len(args) > 1 else 1
+                macs = scorer_macs(mod, args[0], steps)
+                self.by_module[name] += macs
+                self.float_macs += macs
+            return count_scorer
+        return None
+
+    def reset(self) -> None:
+        self.by_module = defaultdict(int)
+        self.sops_by_module = defaultdict(float)
+        self.float_macs = 0
+
+    @property
+    def total(self) -> int:
+        """All MACs (as an ANN of the same shape would do)."""
+        return sum(self.by_module.values())
+
+    @property
+    def sops(self) -> float:
+        """Synaptic (accumulate) operations of the spike-driven layers."""
+        return sum(self.sops_by_module.values())
+
+    def energy_mj(self) -> float:
+        """``4.6 pJ x float MACs + 0.9 pJ x SOPs``, in millijoules."""
+        return (ENERGY_PER_MAC_PJ * self.float_macs +
+                ENERGY_PER_AC_PJ * self.sops) * 1e-9
+
+    def total_of(self, *keywords: str) -> int:
+        """MACs of modules whose name contains any of ``keywords``."""
+        return sum(v for k, v in self.by_module.items()
+                   if any(word in k for word in keywords))
+
+
+def count_macs(model: nn.Module, *inputs, max_spikes: int = 4) -> MacCounter:
+    """Run one no-grad forward and return its :class:`MacCounter`."""
+    with torch.no_grad(), MacCounter(model, max_spikes) as counter:
+        model(*inputs)
+    return counter
+
+
+def block_macs(counter: MacCounter, block_name: str) -> int:
+    """MACs of one transformer block (mixer, attention and MLP)."""
+    return counter.total_of(block_name + '.')

@@ -1,0 +1,88 @@
+"""Build a detector / segmentor from a config and feed it real images."""
+import glob
+import os.path as osp
+from typing import List, Optional, Sequence, Tuple
+
+import mmcv
+import numpy as np
+import torch
+from mmengine.config import Config
+from mmengine.registry import init_default_scope
+
+from mmtpspike.utils.launch import SetupError, load_config
+
+IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp')
+DEFAULT_PRUNING = dict(keep_ratios=1.0, scorer=dict(type='IRToPScorer'))
+
+
+def build_model(config: str,
+                checkpoint: Optional[str] = None,
+                cfg_options: Optional[dict] = None,
+                with_pruning: bool = True) -> Tuple[torch.nn.Module, Config]:
+    """Build the config's model in eval mode, optionally from a checkpoint.
+
+    Args:
+        config (str): mmdet / mmseg config path.
+        checkpoint (str, optional): weights (runner checkpoint or state dict).
+        cfg_options (dict, optional): ``--cfg-options`` overrides.
+        with_pruning (bool): give a dense SDTV3 a pruner at keep 1.0 (bit-
+            identical to dense) so tools can change its keep ratios.
+
+    Returns:
+        tuple: the model and the loaded config.
+    """
+    cfg = load_config(config, cfg_options)
+    init_default_scope(cfg.default_scope)
+    backbone = cfg.model.backbone
+    if with_pruning and backbone.get('type') == 'SDTV3' and \
+            not backbone.get('pruning'):
+        backbone.pruning = dict(DEFAULT_PRUNING)
+    backbone.init_cfg = None
+    from mmengine.registry import MODELS
+    model = MODELS.build(cfg.model)
+    if checkpoint:
+        from mmengine.runner import load_checkpoint
+        if not osp.isfile(checkpoint):
+            raise SetupError(f'checkpoint not found: {checkpoint}')
+        load_checkpoint(model, checkpoint, map_location='cpu')
+    return model.eval(), cfg
+
+
+def default_images(cfg: Config, count: int) -> List[str]:
+    """The first ``count`` images of the config's test set."""
+    dataset = cfg.test_dataloader.dataset
+    while 'dataset' in dataset:
+        dataset = dataset.dataset
+    prefix = dataset.get('data_prefix', {})
+    folder = osp.join(dataset.get('data_root', ''),
+                      prefix.get('img', prefix.get('img_path', '')))
+    files = sorted(f for f in glob.glob(osp.join(folder, '*'))
+                   if f.lower().endswith(IMAGE_SUFFIXES))
+    if not files:
+        raise SetupError(f'no images found in {folder}; pass --images')
+    return files[:count]
+
+
+def read_image(path: str) -> np.ndarray:
+    """BGR uint8 ``[H, W, 3]`` image, with a clear error when unreadable."""
+    if not osp.isfile(path):
+        raise SetupError(f'image not found: {path}')
+    image = mmcv.imread(path, channel_order='bgr')
+    if image is None:
+        raise SetupError(f'cannot decode image: {path}')
+    return image
+
+
+def to_input(images: Sequence[np.ndarray], shape: Tuple[int, int],
+             model: torch.nn.Module) -> torch.Tensor:
+    """Resize BGR images to ``shape`` and normalise as the model's data
+    preprocessor does. Returns ``[B, 3, H, W]``."""
+    height, width = shape
+    batch = np.stack([mmcv.imresize(img, (width, height)) for img in images])
+    tensor = torch.from_numpy(batch).permute(0, 3, 1, 2).float()
+    preprocessor = getattr(model, 'data_preprocessor', None)
+    if getattr(preprocessor, '_channel_conversion', False):
+        tensor = tensor[:, [2, 1, 0]]
+    if getattr(preprocessor, '_enable_normalize', False):
+        tensor = (tensor - preprocessor.mean) / preprocessor.std
+    return tensor

@@ -1,0 +1,126 @@
+"""Dense vs pruned, ours vs the public computation: SDT-V3 backbone speed.
+
+    python tools/analysis/benchmark_backbone.py [--arch l] [--shape 800 1216]
+        [--keep 0.78 0.56] [--repeats 5] [--device cpu]
+
+Every setting runs in its own process (peak memory is its own), all in this
+one run, so the printed ratios compare like with like:
+
+* ``public``: the computation of the public SDT-V3 code, ``(q k^T) v``
+  attention and separate BN layers (``attention_order='quadratic'``);
+  pruned rows use the public scorer (``variant='reference'``) and its
+  ``(q k^T) v`` on the kept tokens.
+* ``linear``: ``q (k^T v)`` attention, BN separate.
+* ``ours``: ``q (k^T v)``, BN folded into the convs, channels-last
+  (``SDTV3.fuse()``), the inference path of this package.
+
+MACs come from :class:`mmtpspike.analysis.MacCounter` (convs, attention
+matmuls and the scorer, as the model really runs); the ideal speed-up of a
+pruned row is dense MACs / pruned MACs, and "measured / ideal" divides the
+measured speed-up over ours-dense by it (target: >= 90 %).
+"""
+import argparse
+import sys
+
+import torch
+
+from mmtpspike.analysis import count_macs
+from mmtpspike.analysis.benchmark import run_isolated, time_forward
+
+SETTINGS = {
+    'public': dict(attention_order='quadratic', fuse=False),
+    'linear': dict(attention_order='linear', fuse=False),
+    'ours': dict(attention_order='linear', fuse=True),
+}
+
+
+def build(arch: str, attention_order: str, fuse: bool, keep: float):
+    from mmtpspike.models import SDTV3
+    torch.manual_seed(0)
+    variant = 'reference' if attention_order == 'quadratic' else 'paper'
+    pruning = None if keep >= 1 else dict(
+        keep_ratios=keep, scorer=dict(type='IRToPScorer', variant=variant))
+    model = SDTV3(arch=arch, attention_order=attention_order,
+                  pruning=pruning).eval()
+    for module in model.modules():  # realistic, non-trivial BN statistics
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            module.running_mean.normal_(0, 0.1)
+            module.running_var.uniform_(0.5, 1.5)
+    return model.fuse() if fuse else model
+
+
+def measure(arch, setting, keep, shape, warmup, repeats, device, threads):
+    torch.set_num_threads(threads)
+    torch.manual_seed(1)
+    image = torch.randn(1, 3, *shape)
+    model = build(arch, keep=keep, **SETTINGS[setting]).to(device)
+    macs = count_macs(model, image.to(device))
+    if setting == 'ours':
+        image = image.contiguous(memory_format=torch.channels_last)
+    result = time_forward(model, (image.to(device), ), warmup, repeats,
+                          device)
+    result['outputs'] = [o.float().cpu().contiguous()
+                         for o in result['outputs']]
+    result['macs'] = macs.total
+    result['scorer_macs'] = macs.total_of('scorer')
+    result['block_macs'] = macs.total_of('stages.2.blocks.0.')
+    return result
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--arch', default='l')
+    parser.add_argument('--shape', type=int, nargs=2, default=[800, 1216])
+    parser.add_argument('--keep', type=float, nargs='+', default=[0.78, 0.56])
+    parser.add_argument('--warmup', type=int, default=1)
+    parser.add_argument('--repeats', type=int, default=5)
+    parser.add_argument('--device', default='cpu')
+    parser.add_argument('--threads', type=int, default=torch.get_num_threads())
+    args = parser.parse_args()
+
+    rows = [('public', 1.0), ('linear', 1.0), ('ours', 1.0)]
+    for keep in args.keep:
+        rows += [('public', keep), ('ours', keep)]
+    results = {}
+    for setting, keep in rows:
+        print(f'measuring {setting} keep={keep} ...', file=sys.stderr)
+        results[setting, keep] = run_isolated(
+            measure, args.arch, setting, keep, tuple(args.shape), args.warmup,
+            args.repeats, args.device, args.threads)
+
+    public, ours = results['public', 1.0], results['ours', 1.0]
+    print(f'SDT-V3-{args.arch.upper()} backbone, input {args.shape[0]} x '
+          f'{args.shape[1]}, {args.device}, {args.threads} threads, median of '
+          f'{args.repeats} forwards after {args.warmup} warm-up')
+    header = (f'| setting | keep | time (s) | peak mem (MiB) | GMACs | '
+              f'vs public dense | vs public same keep | vs ours dense | '
+              f'ideal vs ours dense | measured / ideal |')
+    print(header)
+    print('|' + ' --- |' * 10)
+    for (setting, keep), res in results.items():
+        same_public = results.get(('public', keep), public)
+        speed_ours = ours['median'] / res['median']
+        ideal = ours['macs'] / res['macs']
+        cells = [
+            setting, f'{keep:.2f}', f"{res['median']:.3f}",
+            f"{res['peak_mib']:.0f}", f"{res['macs'] / 1e9:.1f}",
+            f"{public['median'] / res['median']:.2f}x",
+            f"{same_public['median'] / res['median']:.2f}x",
+            f'{speed_ours:.2f}x', f'{ideal:.3f}x',
+            f'{speed_ours / ideal:.0%}' if keep < 1 and
+            setting == 'ours' else '-'
+        ]
+        print('| ' + ' | '.join(cells) + ' |')
+    diffs = [float((a - b).abs().max())
+             for a, b in zip(public['outputs'], ours['outputs'])]
+    print(f'max |public dense - ours dense| per output: '
+          + ', '.join(f'{d:.2e}' for d in diffs))
+    for keep in args.keep:
+        res = results['ours', keep]
+        print(f'scorer MACs at keep {keep}: {res["scorer_macs"] / 8 / 1e6:.1f}M'
+              f' per block = {res["scorer_macs"] / 8 / ours["block_macs"]:.2%}'
+              f' of a dense stage-3 block')
+
+
+if __name__ == '__main__':
+    main()

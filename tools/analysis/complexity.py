@@ -1,0 +1,127 @@
+"""Parameters, MACs, SOPs and energy of a config's backbone + neck as they
+really run, for dense and pruned settings.
+
+    python tools/analysis/complexity.py CONFIG [--checkpoint CKPT]
+        [--shape H W] [--keep 1.0 0.78 0.56] [--images IMG ...]
+        [--num-images 2] [--out report.json] [--cfg-options ...]
+
+* MACs: convs, attention matmuls and the token scorer as they run (skipped
+  attention / MLP work is not counted, the scorer's cost is); norm layers
+  excluded (folded into convs at inference). For keep = 1.0 this equals
+  mmengine's FlopAnalyzer count of the BN-folded model.
+* SOPs: MACs x measured mean spike count of each spike-driven layer's input,
+  on real images (``--images``, default: the config's test images); the
+  detection / segmentation heads (stock ANN layers) are not included.
+* Energy: 4.6 pJ per MAC (encoding conv and scorer) + 0.9 pJ per AC (SOPs),
+  45 nm figures (Horowitz 2014) as in the SNN literature.
+Firing rates of randomly initialised weights are not representative: pass a
+trained ``--checkpoint``.
+"""
+import argparse
+import json
+
+import torch
+from mmengine.config import DictAction
+
+from mmtpspike.analysis.complexity import (ENERGY_PER_AC_PJ,
+                                           ENERGY_PER_MAC_PJ, MacCounter)
+from mmtpspike.analysis.model_io import (build_model, default_images,
+                                         read_image, to_input)
+from mmtpspike.utils.launch import friendly_errors
+
+DEFAULT_SHAPES = {'mmdet': (800, 1216), 'mmseg': (512, 512)}
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('config')
+    parser.add_argument('--checkpoint', help='trained weights')
+    parser.add_argument('--shape', type=int, nargs=2, metavar=('H', 'W'))
+    parser.add_argument('--keep', type=float, nargs='+',
+                        default=[1.0, 0.78, 0.56],
+                        help='uniform keep ratios to report')
+    parser.add_argument('--images', nargs='+', help='input images')
+    parser.add_argument('--num-images', type=int, default=2)
+    parser.add_argument('--out', help='write the report as JSON')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    return parser.parse_args()
+
+
+def params_m(module) -> float:
+    return sum(p.numel() for p in module.parameters()) / 1e6
+
+
+def analyse(model, inputs, keep: float) -> dict:
+    """Count one forward of backbone + neck at a keep ratio."""
+    backbone, neck = model.backbone, getattr(model, 'neck', None)
+    backbone.set_keep_ratios(keep)
+    max_spikes = backbone.spike_cfg.get('max_spikes', 1)
+    with torch.no_grad(), MacCounter(backbone, max_spikes) as bb_count:
+        feats = backbone(inputs)
+    neck_count = MacCounter(neck, max_spikes) if neck is not None else None
+    if neck_count is not None:
+        with torch.no_grad(), neck_count:
+            neck(feats)
+    records = backbone.token_records
+    macs = bb_count.total + (neck_count.total if neck_count else 0)
+    sops = bb_count.sops + (neck_count.sops if neck_count else 0)
+    float_macs = bb_count.float_macs + (neck_count.float_macs
+                                        if neck_count else 0)
+    batch = inputs.shape[0]
+    return dict(
+        keep=keep,
+        backbone_gmacs=bb_count.total / batch / 1e9,
+        neck_gmacs=(neck_count.total if neck_count else 0) / batch / 1e9,
+        scorer_gmacs=bb_count.total_of('scorer') / batch / 1e9,
+        gmacs=macs / batch / 1e9,
+        gsops=sops / batch / 1e9,
+        energy_mj=(ENERGY_PER_MAC_PJ * float_macs + ENERGY_PER_AC_PJ * sops)
+        * 1e-9 / batch,
+        realised_keep={r.block_name: r.realised_keep_ratio for r in records})
+
+
+def print_report(report: dict) -> None:
+    print(f"{report['config']} | input {report['shape'][0]} x "
+          f"{report['shape'][1]} | {report['num_images']} image(s)")
+    print(f"params: backbone {report['backbone_params_m']:.2f} M, neck "
+          f"{report['neck_params_m']:.2f} M (heads not counted)")
+    print('| keep | backbone GMACs | neck GMACs | scorer GMACs | total GMACs '
+          '| GSOPs | energy (mJ) | MACs vs dense |')
+    print('|' + ' --- |' * 8)
+    dense = report['settings'][0]['gmacs']
+    for row in report['settings']:
+        print(f"| {row['keep']:.2f} | {row['backbone_gmacs']:.2f} | "
+              f"{row['neck_gmacs']:.2f} | {row['scorer_gmacs']:.3f} | "
+              f"{row['gmacs']:.2f} | {row['gsops']:.2f} | "
+              f"{row['energy_mj']:.2f} | {row['gmacs'] / dense:.3f} |")
+    blocks = list(report['settings'][0]['realised_keep'])
+    print('realised keep ratio per block:')
+    print('| keep | ' + ' | '.join(blocks) + ' |')
+    print('|' + ' --- |' * (len(blocks) + 1))
+    for row in report['settings']:
+        print(f"| {row['keep']:.2f} | " + ' | '.join(
+            f"{row['realised_keep'][b]:.3f}" for b in blocks) + ' |')
+    print(f'energy model: {ENERGY_PER_MAC_PJ} pJ/MAC (encoding conv, '
+          f'scorer), {ENERGY_PER_AC_PJ} pJ/AC (spike-driven layers)')
+
+
+@friendly_errors
+def main():
+    args = parse_args()
+    model, cfg = build_model(args.config, args.checkpoint, args.cfg_options)
+    shape = tuple(args.shape or DEFAULT_SHAPES[cfg.default_scope])
+    paths = args.images or default_images(cfg, args.num_images)
+    inputs = to_input([read_image(p) for p in paths], shape, model)
+    report = dict(
+        config=args.config, shape=list(shape), num_images=len(paths),
+        images=paths, backbone_params_m=params_m(model.backbone),
+        neck_params_m=params_m(model.neck) if hasattr(model, 'neck') else 0,
+        settings=[analyse(model, inputs, keep) for keep in args.keep])
+    print_report(report)
+    if args.out:
+        with open(args.out, 'w') as f:
+            json.dump(report, f, indent=2)
+
+
+if __name__ == '__main__':
+    main()
