@@ -27,7 +27,6 @@ model = dict(
         stage4_stride=2,
         out_indices=(0, 1, 2, 3),
         drop_path_rate=0.1,
-        pruning=None,
         init_cfg=dict(type='Pretrained', checkpoint=pretrained)),
     # stock FPN instead: neck=dict(_delete_=True, type='FPN', ...same args)
     neck=dict(

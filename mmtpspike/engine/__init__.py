@@ -1,6 +1,7 @@
 from .hooks import (PaddingAwarePruningHook, RetentionScheduleHook,
-                    TokenStatsHook)
+                    TokenMapHook, TokenStatsHook)
 
 __all__ = [
-    'PaddingAwarePruningHook', 'RetentionScheduleHook', 'TokenStatsHook'
+    'PaddingAwarePruningHook', 'RetentionScheduleHook', 'TokenMapHook',
+    'TokenStatsHook'
 ]

@@ -10,8 +10,11 @@ from .retention_schedule_hook import pruned_backbones
 
 
 def _stage_of(name: str) -> str:
-    """``'stages.2.blocks.0.attn.q_spike'`` -> ``'stage3'`` (1-based)."""
+    """``'stages.2.blocks.0.attn.q_spike'`` -> ``'stage3'`` (1-based);
+    neurons of the neck count as ``'neck'``."""
     parts = name.split('.')
+    if parts[0] == 'neck':
+        return 'neck'
     if 'stem' in parts:
         return 'stem'
     if 'stages' in parts:

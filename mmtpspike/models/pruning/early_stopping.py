@@ -59,14 +59,20 @@ def expand_keep_ratios(keep_ratios: Union[float, Sequence[float]],
 
 
 def _build(registry, cfg: dict, field: str) -> nn.Module:
-    """Build from a registry, naming the config field on an unknown type."""
+    """Build from a registry, naming the config field on an unknown type.
+
+    The class is looked up directly (not through ``registry.build``), so the
+    build does not depend on the config's ``default_scope``.
+    """
     if not isinstance(cfg, dict) or 'type' not in cfg:
         raise ValueError(f'{field} must be a dict with a "type" key, '
                          f'got {cfg!r}')
-    if registry.get(cfg['type']) is None:
+    args = dict(cfg)
+    cls = registry.get(args.pop('type'))
+    if cls is None:
         raise KeyError(f'{field}.type={cfg["type"]!r} is unknown; available: '
                        f'{sorted(registry.module_dict)}')
-    return registry.build(cfg)
+    return cls(**args)
 
 
 class TokenPruner(nn.Module):
