@@ -312,7 +312,8 @@ def make_sample(rng, split, index, deck, sources):
         if label == STRIPES:
             fill = striped_fill(rng, height, width)
         else:
-            fill = textured_fill(rng, label, sources['textures'], height, width)
+            fill = textured_fill(rng, label, sources['textures'], height,
+                                 width)
         img[mask] = fill[mask]
         label_map[mask] = label
     label_map[boundary_band(label_map)] = IGNORE
@@ -407,9 +408,10 @@ def main():
         differing = check(args.out, args.seed)
         if differing:
             shown = ', '.join(differing[:5])
-            more = f' and {len(differing) - 5} more' if len(differing) > 5 else ''
+            if len(differing) > 5:
+                shown += f' and {len(differing) - 5} more'
             print(f'{args.out} differs from a fresh generation with seed '
-                  f'{args.seed} in {len(differing)} file(s): {shown}{more}',
+                  f'{args.seed} in {len(differing)} file(s): {shown}',
                   file=sys.stderr)
             sys.exit(1)
         print(f'{args.out} matches a fresh generation with seed {args.seed}')

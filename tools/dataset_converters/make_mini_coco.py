@@ -177,14 +177,16 @@ def shape_mask(category, center, size, angle, height, width):
         np.ndarray: Boolean mask of shape (height, width).
     """
     if category == 1:
-        rr, cc = draw.disk((center[1], center[0]), size / 2, shape=(height, width))
+        rr, cc = draw.disk((center[1], center[0]), size / 2,
+                           shape=(height, width))
     else:
         if category == 2:
             verts = regular_polygon(center, size / np.sqrt(2), 4, angle)
         elif category == 3:
             verts = regular_polygon(center, size / 2, 3, angle)
         else:
-            verts = regular_polygon(center, size / 2, 5, angle, inner_ratio=0.45)
+            verts = regular_polygon(center, size / 2, 5, angle,
+                                    inner_ratio=0.45)
         rr, cc = draw.polygon(verts[:, 1], verts[:, 0], shape=(height, width))
     mask = np.zeros((height, width), dtype=bool)
     mask[rr, cc] = True
@@ -206,7 +208,8 @@ def random_object(rng, category, height, width):
     """
     size = rng.uniform(*OBJECT_SIZE_RANGE)
     half = size / 2 + 1
-    center = (rng.uniform(half, width - half), rng.uniform(half, height - half))
+    center = (rng.uniform(half, width - half),
+              rng.uniform(half, height - half))
     angle = rng.uniform(0, 2 * np.pi)
     return shape_mask(category, center, size, angle, height, width)
 
@@ -559,9 +562,10 @@ def main():
         differing = check(args.out, args.seed)
         if differing:
             shown = ', '.join(differing[:5])
-            more = f' and {len(differing) - 5} more' if len(differing) > 5 else ''
+            if len(differing) > 5:
+                shown += f' and {len(differing) - 5} more'
             print(f'{args.out} differs from a fresh generation with seed '
-                  f'{args.seed} in {len(differing)} file(s): {shown}{more}',
+                  f'{args.seed} in {len(differing)} file(s): {shown}',
                   file=sys.stderr)
             sys.exit(1)
         print(f'{args.out} matches a fresh generation with seed {args.seed}')
