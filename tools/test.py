@@ -61,6 +61,8 @@ def enable_visualization(cfg, args):
     if cfg.default_scope == 'mmdet':
         hook['test_out_dir'] = args.show_dir
     else:
+        # mmseg draws every interval-th image only; draw them all
+        hook['interval'] = 1
         cfg.visualizer['save_dir'] = osp.join(cfg.work_dir, args.show_dir)
     if args.show_tokens:
         cfg.custom_hooks = list(cfg.get('custom_hooks', [])) + [
