@@ -132,3 +132,24 @@ def test_lif_spike_driven_binary():
             unrolled = model(x)
     for a, b in zip(expected, unrolled):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_fuse_matches_eval_mode_and_blocks_training():
+    torch.manual_seed(0)
+    model = SDTV3(arch='t', depths=(1, 1, 2, 1),
+                  pruning=dict(keep_ratios=0.6)).eval()
+    for module in model.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            module.running_mean.normal_(0, 0.2)
+            module.running_var.uniform_(0.5, 2)
+    x = torch.randn(2, 3, 96, 64)
+    with torch.no_grad():
+        expected = model(x)
+        model.fuse()
+        fused = model(x.contiguous(memory_format=torch.channels_last))
+    assert not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
+                   for m in model.modules())
+    for a, b in zip(expected, fused):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+    with pytest.raises(RuntimeError, match='fuse'):
+        model.train()
