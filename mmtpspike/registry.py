@@ -4,11 +4,11 @@ Models and hooks are registered into the ``MODELS`` / ``HOOKS`` registries of
 **both** mmdet and mmseg, so a config with ``default_scope='mmdet'`` or
 ``default_scope='mmseg'`` and ``custom_imports=dict(imports=['mmtpspike'])``
 can build them, and into mmengine's root registries, which every other
-OpenMMLab scope searches last. Stock modules of those registries are left untouched: a name
-that already exists there is an error, never an override.
+OpenMMLab scope searches last. Stock modules of those registries are left
+untouched: a name that already exists there is an error, never an override.
 
 Token scorers and restorers live in registries of their own (scope
-``mmtpspike``); they are built by the backbone, never by a config's scope.
+``mmtpspike``); the backbone builds them, whatever the config's scope.
 """
 from mmdet.registry import HOOKS as MMDET_HOOKS
 from mmdet.registry import MODELS as MMDET_MODELS

@@ -52,7 +52,8 @@ def test_stock_segmentor_still_builds():
             neck=dict(type='FPN', in_channels=[64, 128, 256, 512],
                       out_channels=32, num_outs=4),
             decode_head=dict(type='FPNHead', in_channels=[32] * 4,
-                             in_index=[0, 1, 2, 3], feature_strides=[4, 8, 16, 32],
+                             in_index=[0, 1, 2, 3],
+                             feature_strides=[4, 8, 16, 32],
                              channels=16, num_classes=3)))
     assert type(model.backbone).__name__ == 'ResNetV1c'
 

@@ -8,14 +8,11 @@ has ``pruning`` set (training-free pruning); change ratios with e.g.
 ``--cfg-options model.backbone.pruning.keep_ratios=0.56``.
 """
 import argparse
-import os
 import os.path as osp
-
-from mmengine.config import DictAction
 
 from mmtpspike.utils.launch import (SetupError, build_runner, check_data_paths,
                                     default_work_dir, friendly_errors,
-                                    load_config)
+                                    load_config, parse_common_args)
 
 
 def parse_args():
@@ -34,21 +31,7 @@ def parse_args():
     parser.add_argument(
         '--show-tokens', action='store_true',
         help='with --show-dir, also save per-block kept-token maps')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override config settings, e.g. '
-        'model.backbone.pruning.keep_ratios=0.56')
-    parser.add_argument(
-        '--launcher',
-        choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none',
-        help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
-    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
-    return args
+    return parse_common_args(parser)
 
 
 def enable_visualization(cfg, args):

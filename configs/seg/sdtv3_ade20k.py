@@ -3,7 +3,8 @@
 # AdamW lr 1e-3 wd 0.005, decode head lr x2, linear warm-up + poly decay.
 _base_ = [
     'mmseg::_base_/models/fpn_r50.py', 'mmseg::_base_/datasets/ade20k.py',
-    'mmseg::_base_/default_runtime.py', 'mmseg::_base_/schedules/schedule_160k.py'
+    'mmseg::_base_/default_runtime.py',
+    'mmseg::_base_/schedules/schedule_160k.py'
 ]
 custom_imports = dict(imports=['mmtpspike'], allow_failed_imports=False)
 

@@ -102,6 +102,6 @@ def load_from_local_safe(filename: str, map_location=None) -> dict:
 
 
 def register_safe_local_loader() -> None:
-    """Make mmengine load local checkpoints with :func:`safe_load_checkpoint`."""
+    """Make mmengine load local files with :func:`safe_load_checkpoint`."""
     CheckpointLoader.register_scheme(
         prefixes='', loader=load_from_local_safe, force=True)

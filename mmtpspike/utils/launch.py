@@ -5,6 +5,7 @@ missing data, unsafe checkpoint) ends the tool with one clear line on stderr
 and exit code 1; ``MMTPSPIKE_DEBUG=1`` shows the full traceback instead.
 Errors raised while training or testing are not touched.
 """
+import argparse
 import functools
 import os
 import os.path as osp
@@ -12,7 +13,7 @@ import re
 import sys
 from typing import Callable, Iterator, Optional, Tuple
 
-from mmengine.config import Config, ConfigDict, DictAction  # noqa: F401
+from mmengine.config import Config, DictAction
 
 SCOPES = ('mmdet', 'mmseg')
 LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
@@ -131,3 +132,22 @@ def build_runner(cfg: Config):
 def default_work_dir(config_path: str) -> str:
     """``work_dirs/<config name>`` as the mm tools do."""
     return osp.join('./work_dirs', osp.splitext(osp.basename(config_path))[0])
+
+
+def parse_common_args(parser: argparse.ArgumentParser) -> argparse.Namespace:
+    """Add the options train and test share, parse, export ``LOCAL_RANK``."""
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override config settings, e.g. '
+        'model.backbone.pruning.keep_ratios=0.56')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args()
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args

@@ -101,7 +101,8 @@ def draw_token_grid(image: np.ndarray,
         ratio = float((kept & valid).sum() / max(valid.sum(), 1))
         name = record.block_name.replace('stages.', 's').replace(
             '.blocks.', 'b')
-        top = _titled(kept_overlay(tile, kept, valid), f'{name} kept {ratio:.0%}')
+        top = _titled(kept_overlay(tile, kept, valid),
+                      f'{name} kept {ratio:.0%}')
         bottom = _titled(score_heatmap(tile, scores, valid), f'{name} score')
         columns.append(np.concatenate([top, bottom]))
     return np.concatenate(columns, axis=1)

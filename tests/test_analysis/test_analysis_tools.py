@@ -1,30 +1,22 @@
 """tools/analysis: complexity, benchmark and token visualiser end to end."""
 import csv
 import json
-import subprocess
-import sys
 
 import cv2
 import mmcv
 import numpy as np
+
+from tool_runner import run_tool
 
 DET_DEMO = 'configs/det/sdtv3_tp_coco_demo.py'
 SEG_DEMO = 'configs/seg/sdtv3_tp_ade20k_demo.py'
 IMAGE = 'data/mini_coco/val/000003.jpg'
 
 
-def run(repo_root, *args):
-    result = subprocess.run([sys.executable, *args], cwd=repo_root,
-                            capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-    return result.stdout
-
-
-def test_complexity_tool_json(repo_root, tmp_path):
+def test_complexity_tool_json(tmp_path):
     out = tmp_path / 'report.json'
-    stdout = run(repo_root, 'tools/analysis/complexity.py', DET_DEMO,
-                 '--shape', '64', '96', '--keep', '1.0', '0.5', '--out',
-                 str(out))
+    stdout = run_tool('tools/analysis/complexity.py', DET_DEMO, '--shape',
+                      '64', '96', '--keep', '1.0', '0.5', '--out', str(out))
     assert 'GSOPs' in stdout and 'realised keep ratio per block' in stdout
     report = json.loads(out.read_text())
     dense, pruned = report['settings']
@@ -34,11 +26,11 @@ def test_complexity_tool_json(repo_root, tmp_path):
     assert report['num_images'] == 2
 
 
-def test_benchmark_tool_runs_on_tiny_model(repo_root, tmp_path):
+def test_benchmark_tool_runs_on_tiny_model(tmp_path):
     table = tmp_path / 'bench.csv'
-    stdout = run(repo_root, 'tools/analysis/benchmark.py', SEG_DEMO,
-                 '--shape', '64', '64', '--repeats', '2', '--warmup', '1',
-                 '--keep', '0.78', '0.5', '--csv', str(table))
+    stdout = run_tool('tools/analysis/benchmark.py', SEG_DEMO, '--shape', '64',
+                      '64', '--repeats', '2', '--warmup', '1', '--keep',
+                      '0.78', '0.5', '--csv', str(table))
     assert 'ideal speed-up' in stdout
     rows = list(csv.DictReader(table.open()))
     assert [float(r['keep']) for r in rows] == [1.0, 0.78, 0.5]
@@ -53,8 +45,8 @@ def _tile(image, max_side=320):
 
 
 def test_visualiser_writes_pngs_of_expected_size(repo_root, tmp_path):
-    run(repo_root, 'tools/analysis/visualize_tokens.py', DET_DEMO, 'none',
-        IMAGE, '--out-dir', str(tmp_path), '--keep', '0.5')
+    run_tool('tools/analysis/visualize_tokens.py', DET_DEMO, 'none', IMAGE,
+             '--out-dir', str(tmp_path), '--keep', '0.5')
     drawn = cv2.imread(str(tmp_path / '000003_tokens.png'))
     assert drawn is not None
     image = mmcv.imrescale(mmcv.imread(f'{repo_root}/{IMAGE}'), (384, 256))

@@ -18,6 +18,10 @@ MACs come from :class:`mmtpspike.analysis.MacCounter` (convs, attention
 matmuls and the scorer, as the model really runs); the ideal speed-up of a
 pruned row is dense MACs / pruned MACs, and "measured / ideal" divides the
 measured speed-up over ours-dense by it (target: >= 90 %).
+
+``--mode train`` instead times one fine-tuning step (forward + backward of
+the backbone in train mode, batch ``--batch``) dense vs each ``--keep`` and
+reports time per iteration and peak memory as ratios to dense.
 """
 import argparse
 import sys
@@ -67,6 +71,46 @@ def measure(arch, setting, keep, shape, warmup, repeats, device, threads):
     return result
 
 
+def train_step(model, image):
+    """One forward + backward of the backbone (a stand-in loss)."""
+    model.zero_grad(set_to_none=True)
+    with torch.enable_grad():
+        sum(o.float().mean() for o in model(image)).backward()
+
+
+def measure_train(arch, keep, shape, batch, warmup, repeats, device,
+                  threads):
+    torch.set_num_threads(threads)
+    torch.manual_seed(1)
+    image = torch.randn(batch, 3, *shape, device=device)
+    model = build(arch, 'linear', False, keep).to(device).train()
+    result = time_forward(lambda x: train_step(model, x), (image, ), warmup,
+                          repeats, device)
+    del result['outputs']
+    return result
+
+
+def main_train(args):
+    keeps = [1.0] + [k for k in args.keep if k != 1.0]
+    results = []
+    for keep in keeps:
+        print(f'measuring train step keep={keep} ...', file=sys.stderr)
+        results.append(run_isolated(
+            measure_train, args.arch, keep, tuple(args.shape), args.batch,
+            args.warmup, args.repeats, args.device, args.threads))
+    dense = results[0]
+    print(f'SDT-V3-{args.arch.upper()} fine-tuning step (forward + backward),'
+          f' batch {args.batch} x {args.shape[0]} x {args.shape[1]}, '
+          f'{args.device}, {args.threads} threads, median of {args.repeats}')
+    print('| keep | time / iter (s) | peak mem (MiB) | time vs dense | '
+          'peak mem vs dense |')
+    print('|' + ' --- |' * 5)
+    for keep, res in zip(keeps, results):
+        print(f"| {keep:.2f} | {res['median']:.3f} | {res['peak_mib']:.0f} | "
+              f"{res['median'] / dense['median']:.3f} | "
+              f"{res['peak_mib'] / dense['peak_mib']:.3f} |")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--arch', default='l')
@@ -76,7 +120,13 @@ def main():
     parser.add_argument('--repeats', type=int, default=5)
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--threads', type=int, default=torch.get_num_threads())
+    parser.add_argument('--mode', choices=['inference', 'train'],
+                        default='inference')
+    parser.add_argument('--batch', type=int, default=2,
+                        help='batch size of --mode train')
     args = parser.parse_args()
+    if args.mode == 'train':
+        return main_train(args)
 
     rows = [('public', 1.0), ('linear', 1.0), ('ours', 1.0)]
     for keep in args.keep:
@@ -92,9 +142,9 @@ def main():
     print(f'SDT-V3-{args.arch.upper()} backbone, input {args.shape[0]} x '
           f'{args.shape[1]}, {args.device}, {args.threads} threads, median of '
           f'{args.repeats} forwards after {args.warmup} warm-up')
-    header = (f'| setting | keep | time (s) | peak mem (MiB) | GMACs | '
-              f'vs public dense | vs public same keep | vs ours dense | '
-              f'ideal vs ours dense | measured / ideal |')
+    header = ('| setting | keep | time (s) | peak mem (MiB) | GMACs | '
+              'vs public dense | vs public same keep | vs ours dense | '
+              'ideal vs ours dense | measured / ideal |')
     print(header)
     print('|' + ' --- |' * 10)
     for (setting, keep), res in results.items():
@@ -113,7 +163,7 @@ def main():
         print('| ' + ' | '.join(cells) + ' |')
     diffs = [float((a - b).abs().max())
              for a, b in zip(public['outputs'], ours['outputs'])]
-    print(f'max |public dense - ours dense| per output: '
+    print('max |public dense - ours dense| per output: '
           + ', '.join(f'{d:.2e}' for d in diffs))
     for keep in args.keep:
         res = results['ours', keep]

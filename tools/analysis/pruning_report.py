@@ -7,13 +7,15 @@
 
 Steps: (1) train the dense config (skipped with ``--checkpoint``); (2)
 evaluate the same weights with token pruning switched on, at every
-``--keep`` ratio, with the IRToP scorer and with random selection; (3) print
+``--keep`` ratio, with the IRToP scorer (paper and public-code variants),
+random selection and the token L2 norm; (3) print
 a markdown table of the task metrics (COCO bbox / segm mAP, or mIoU / mAcc)
 and the mean backbone forward time measured during evaluation.
 """
 import argparse
 import copy
 import os.path as osp
+import statistics
 import time
 
 import torch
@@ -26,8 +28,13 @@ METRICS = {
     'mmdet': [('coco/bbox_mAP', 'bbox mAP'), ('coco/segm_mAP', 'segm mAP')],
     'mmseg': [('mIoU', 'mIoU'), ('mAcc', 'mAcc')],
 }
-SCORERS = {'IRToP': dict(type='IRToPScorer'),
-           'random': dict(type='RandomScorer', seed=0)}
+SCORERS = {
+    'IRToP': dict(type='IRToPScorer'),
+    'IRToP (public-code variant)': dict(type='IRToPScorer',
+                                        variant='reference'),
+    'random': dict(type='RandomScorer', seed=0),
+    'L2 norm': dict(type='L2NormScorer'),
+}
 
 
 def parse_args():
@@ -43,11 +50,11 @@ def parse_args():
 
 
 class BackboneTimer:
-    """Accumulates wall time of the backbone's forwards."""
+    """Wall time of the backbone's forwards; the first call (warm-up) is
+    left out of the median."""
 
     def __init__(self, backbone) -> None:
-        self.total = 0.
-        self.calls = 0
+        self.times = []
         backbone.register_forward_pre_hook(self._start)
         backbone.register_forward_hook(self._stop)
 
@@ -55,12 +62,11 @@ class BackboneTimer:
         self._began = time.perf_counter()
 
     def _stop(self, module, args, output) -> None:
-        self.total += time.perf_counter() - self._began
-        self.calls += 1
+        self.times.append(time.perf_counter() - self._began)
 
     @property
-    def mean_ms(self) -> float:
-        return self.total / max(self.calls, 1) * 1e3
+    def median_ms(self) -> float:
+        return statistics.median(self.times[1:] or self.times) * 1e3
 
 
 def train(args) -> str:
@@ -77,15 +83,15 @@ def evaluate(args, checkpoint: str, pruning) -> dict:
     cfg = load_config(args.config)
     cfg.model.backbone.pruning = pruning
     cfg.load_from = checkpoint
-    name = 'dense' if pruning is None else \
-        f"{pruning['scorer']['type']}_{pruning['keep_ratios']}"
+    name = 'dense' if pruning is None else '_'.join(
+        str(v) for v in [*pruning['scorer'].values(), pruning['keep_ratios']])
     cfg.work_dir = osp.join(args.work_dir, 'eval', name)
     cfg.default_hooks.logger.interval = 1000
     runner = build_runner(cfg)
     timer = BackboneTimer(runner.model.backbone)
     with torch.no_grad():
         metrics = runner.test()
-    metrics['backbone_ms'] = timer.mean_ms
+    metrics['backbone_ms'] = timer.median_ms
     return metrics
 
 
@@ -107,7 +113,7 @@ def main():
         f'Config: `{args.config}`, weights: `{checkpoint}` (trained dense, '
         'evaluated training-free).', '',
         '| selection | keep | ' + ' | '.join(n for _, n in names) +
-        ' | backbone ms / image batch | speed-up |',
+        ' | backbone ms / batch (median) | speed-up |',
         '|' + ' --- |' * (len(names) + 4)
     ]
     for scorer_name, keep, metrics in rows:

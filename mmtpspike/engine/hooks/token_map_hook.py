@@ -1,4 +1,7 @@
-"""Save kept-token maps of every test image (``tools/test.py --show-tokens``)."""
+"""Save kept-token maps of every test image.
+
+Used by ``tools/test.py --show-dir DIR --show-tokens``.
+"""
 import os
 import os.path as osp
 
