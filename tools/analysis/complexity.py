@@ -15,7 +15,9 @@ really run, for dense and pruned settings.
 * Energy: 4.6 pJ per MAC (encoding conv and scorer) + 0.9 pJ per AC (SOPs),
   45 nm figures (Horowitz 2014) as in the SNN literature.
 Firing rates of randomly initialised weights are not representative: pass a
-trained ``--checkpoint``.
+trained ``--checkpoint``, or at least ``--calibrate-bn N``, which sets the
+BN statistics of an untrained model from N forwards of the input images (an
+untrained model is otherwise almost silent after a few layers).
 """
 import argparse
 import json
@@ -42,6 +44,8 @@ def parse_args():
                         help='uniform keep ratios to report')
     parser.add_argument('--images', nargs='+', help='input images')
     parser.add_argument('--num-images', type=int, default=2)
+    parser.add_argument('--calibrate-bn', type=int, default=0, metavar='N',
+                        help='set BN statistics from N forwards of the images')
     parser.add_argument('--out', help='write the report as JSON')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     return parser.parse_args()
@@ -49,6 +53,22 @@ def parse_args():
 
 def params_m(module) -> float:
     return sum(p.numel() for p in module.parameters()) / 1e6
+
+
+@torch.no_grad()
+def calibrate_bn(model, inputs, iterations: int) -> None:
+    """Set BN running statistics to the mean over ``iterations`` forwards."""
+    norms = [m for m in model.modules()
+             if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None
+    model.train()
+    for _ in range(iterations):
+        feats = model.backbone(inputs)
+        if getattr(model, 'neck', None) is not None:
+            model.neck(feats)
+    model.eval()
 
 
 def analyse(model, inputs, keep: float) -> dict:
@@ -112,8 +132,12 @@ def main():
     shape = tuple(args.shape or DEFAULT_SHAPES[cfg.default_scope])
     paths = args.images or default_images(cfg, args.num_images)
     inputs = to_input([read_image(p) for p in paths], shape, model)
+    if args.calibrate_bn:
+        calibrate_bn(model, inputs, args.calibrate_bn)
     report = dict(
-        config=args.config, shape=list(shape), num_images=len(paths),
+        config=args.config, checkpoint=args.checkpoint,
+        calibrate_bn=args.calibrate_bn, shape=list(shape),
+        num_images=len(paths),
         images=paths, backbone_params_m=params_m(model.backbone),
         neck_params_m=params_m(model.neck) if hasattr(model, 'neck') else 0,
         settings=[analyse(model, inputs, keep) for keep in args.keep])

@@ -10,17 +10,17 @@ evaluate the same weights with token pruning switched on, at every
 ``--keep`` ratio, with the IRToP scorer (paper and public-code variants),
 random selection and the token L2 norm; (3) print
 a markdown table of the task metrics (COCO bbox / segm mAP, or mIoU / mAcc)
-and the mean backbone forward time measured during evaluation.
+and the backbone latency (median of 15 forwards of one image at the test
+scale, after warm-up, same process for every row).
 """
 import argparse
 import copy
 import os.path as osp
-import statistics
-import time
 
 import torch
 from mmengine.config import DictAction
 
+from mmtpspike.analysis.benchmark import time_forward
 from mmtpspike.utils.launch import (build_runner, check_data_paths,
                                     friendly_errors, load_config)
 
@@ -49,24 +49,14 @@ def parse_args():
     return parser.parse_args()
 
 
-class BackboneTimer:
-    """Wall time of the backbone's forwards; the first call (warm-up) is
-    left out of the median."""
-
-    def __init__(self, backbone) -> None:
-        self.times = []
-        backbone.register_forward_pre_hook(self._start)
-        backbone.register_forward_hook(self._stop)
-
-    def _start(self, module, args) -> None:
-        self._began = time.perf_counter()
-
-    def _stop(self, module, args, output) -> None:
-        self.times.append(time.perf_counter() - self._began)
-
-    @property
-    def median_ms(self) -> float:
-        return statistics.median(self.times[1:] or self.times) * 1e3
+def backbone_latency_ms(backbone, shape, warmup: int = 3,
+                        repeats: int = 15) -> float:
+    """Median latency of the backbone on one fixed-size random image, so
+    that every row is timed the same way (the evaluation loop itself sees
+    images of varying sizes, which makes its timings noisy)."""
+    image = torch.randn(1, 3, *shape)
+    result = time_forward(backbone.eval(), (image, ), warmup, repeats)
+    return result['median'] * 1e3
 
 
 def train(args) -> str:
@@ -79,6 +69,15 @@ def train(args) -> str:
         cfg.work_dir, 'last_checkpoint')).read().strip().split('/')[-1])
 
 
+def test_shape(cfg) -> tuple:
+    """``(H, W)`` of the test pipeline's Resize scale (``(W, H)`` in mm)."""
+    for transform in cfg.test_dataloader.dataset.pipeline:
+        if transform.get('type') == 'Resize':
+            width, height = transform['scale']
+            return height, width
+    raise ValueError('the test pipeline has no Resize with a scale')
+
+
 def evaluate(args, checkpoint: str, pruning) -> dict:
     cfg = load_config(args.config)
     cfg.model.backbone.pruning = pruning
@@ -88,10 +87,9 @@ def evaluate(args, checkpoint: str, pruning) -> dict:
     cfg.work_dir = osp.join(args.work_dir, 'eval', name)
     cfg.default_hooks.logger.interval = 1000
     runner = build_runner(cfg)
-    timer = BackboneTimer(runner.model.backbone)
-    with torch.no_grad():
-        metrics = runner.test()
-    metrics['backbone_ms'] = timer.median_ms
+    metrics = runner.test()
+    metrics['backbone_ms'] = backbone_latency_ms(runner.model.backbone,
+                                                 test_shape(cfg))
     return metrics
 
 
@@ -113,7 +111,7 @@ def main():
         f'Config: `{args.config}`, weights: `{checkpoint}` (trained dense, '
         'evaluated training-free).', '',
         '| selection | keep | ' + ' | '.join(n for _, n in names) +
-        ' | backbone ms / batch (median) | speed-up |',
+        ' | backbone ms | speed-up |',
         '|' + ' --- |' * (len(names) + 4)
     ]
     for scorer_name, keep, metrics in rows:
