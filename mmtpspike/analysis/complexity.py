@@ -13,6 +13,12 @@ Norm layers are not counted (they are folded into the convs at inference,
 see ``SDTV3.fuse``); gather / scatter move memory and cost no MACs.
 Counts are per forward call, summed over the batch.
 
+mmengine's ``FlopAnalyzer`` traces the model with ``torch.jit``: it freezes
+the data-dependent token selection of a pruned model into one trace and
+counts BN layers, and it knows nothing of spikes, so it cannot count the
+pruned model as it runs nor SOPs. For the dense, BN-folded model both counts
+are equal (tested), which anchors this counter to mmengine's.
+
 Synaptic operations (SOPs): a layer reading spikes does one accumulate (AC)
 per input spike and fan-out, i.e. ``SOPs = MACs x mean spike count per input
 neuron`` (an integer spike ``n`` is ``n`` binary spikes). This holds for
