@@ -6,6 +6,8 @@
 import argparse
 import os
 
+import torch
+
 from mmtpspike.utils.launch import (SetupError, build_runner, check_data_paths,
                                     default_work_dir, friendly_errors,
                                     load_config, parse_common_args)
@@ -36,6 +38,9 @@ def apply_args(cfg, args):
     cfg.work_dir = args.work_dir or cfg.get('work_dir') or \
         default_work_dir(args.config)
     if args.amp:
+        if not torch.cuda.is_available():
+            raise SetupError('--amp needs a CUDA device (mmengine\'s '
+                             'AmpOptimWrapper does not run on CPU)')
         if cfg.optim_wrapper.get('type', 'OptimWrapper') == 'AmpOptimWrapper':
             print('AMP is already enabled in the config')
         else:

@@ -91,3 +91,12 @@ def test_help(repo_root, tool):
     assert result.returncode == 0
     for flag in ('--work-dir', '--cfg-options', '--launcher'):
         assert flag in result.stdout
+
+
+def test_amp_without_cuda(repo_root, tmp_path):
+    import torch
+    if torch.cuda.is_available():
+        pytest.skip('a CUDA device is present')
+    result = run_tool(repo_root, 'tools/train.py', write_cfg(tmp_path),
+                      '--amp')
+    assert_one_clear_line(result, '--amp needs a CUDA device')

@@ -89,6 +89,8 @@ class SDTV3(BaseModule):
         'l': [64, 128, 256, 360],
     }
     num_conv_stages = 2
+    pruning_keys = ('keep_ratios', 'scorer', 'mode', 'temporal_selection',
+                    'restorer')
 
     def __init__(self,
                  arch: str = 'l',
@@ -182,6 +184,10 @@ class SDTV3(BaseModule):
         names = [f'stages.{s}.blocks.{b}' for s in transformer_stages
                  for b in range(self.depths[s])]
         cfg = dict(pruning)
+        unknown = set(cfg) - set(self.pruning_keys)
+        if unknown:
+            raise KeyError(f'pruning has unknown key(s) {sorted(unknown)}; '
+                           f'allowed: {list(self.pruning_keys)}')
         if cfg.get('temporal_selection') == 'per_timestep' and \
                 self.num_timesteps > 1 and self.spike_cfg['type'] == 'LIF':
             raise ValueError(

@@ -141,6 +141,7 @@ def test_per_timestep_selection_multispike():
     (dict(keep_ratios=0.5, scorer=dict(type='Oracle')), 'pruning.scorer.type'),
     (dict(keep_ratios=0.5, mode='global'), 'pruning.mode'),
     (dict(keep_ratios=0.5, restorer=dict(type='Nope')), 'pruning.restorer'),
+    (dict(keep_ratio=0.5), "unknown key.*keep_ratio"),
 ])
 def test_invalid_pruning_settings_fail_at_build(pruning, match):
     with pytest.raises((ValueError, KeyError), match=match):
