@@ -13,6 +13,9 @@ from mmtpspike.utils.launch import SetupError, load_config
 
 IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp')
 DEFAULT_PRUNING = dict(keep_ratios=1.0, scorer=dict(type='IRToPScorer'))
+# (H, W) used by the analysis tools when no --shape is given: a COCO test
+# image (1333 x 800 resize, padded to 32) and an ADE20K crop
+DEFAULT_INPUT_SHAPES = {'mmdet': (800, 1216), 'mmseg': (512, 512)}
 
 
 def build_model(config: str,
@@ -48,11 +51,26 @@ def build_model(config: str,
     return model.eval(), cfg
 
 
-def default_images(cfg: Config, count: int) -> List[str]:
-    """The first ``count`` images of the config's test set."""
+def test_dataset_cfg(cfg: Config) -> dict:
+    """The config's test dataset, unwrapped from dataset wrappers."""
     dataset = cfg.test_dataloader.dataset
     while 'dataset' in dataset:
         dataset = dataset.dataset
+    return dataset
+
+
+def test_resize_scale(cfg: Config) -> Optional[Tuple[int, int]]:
+    """``scale`` (mm order: long side / width first) of the first ``Resize``
+    of the test pipeline, or None."""
+    for transform in test_dataset_cfg(cfg).get('pipeline', []):
+        if transform.get('type') == 'Resize' and 'scale' in transform:
+            return tuple(transform['scale'])
+    return None
+
+
+def default_images(cfg: Config, count: int) -> List[str]:
+    """The first ``count`` images of the config's test set."""
+    dataset = test_dataset_cfg(cfg)
     prefix = dataset.get('data_prefix', {})
     folder = osp.join(dataset.get('data_root', ''),
                       prefix.get('img', prefix.get('img_path', '')))

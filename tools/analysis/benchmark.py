@@ -21,10 +21,8 @@ from mmengine.utils import ProgressBar
 
 from mmtpspike.analysis.benchmark import run_isolated, time_forward
 from mmtpspike.analysis.complexity import MacCounter
-from mmtpspike.analysis.model_io import build_model
+from mmtpspike.analysis.model_io import DEFAULT_INPUT_SHAPES, build_model
 from mmtpspike.utils.launch import friendly_errors, load_config
-
-DEFAULT_SHAPES = {'mmdet': (800, 1216), 'mmseg': (512, 512)}
 
 
 def parse_args():
@@ -79,7 +77,7 @@ def measure(config, checkpoint, cfg_options, keep, shape, warmup, repeats,
 def main():
     args = parse_args()
     cfg = load_config(args.config, args.cfg_options)
-    shape = tuple(args.shape or DEFAULT_SHAPES[cfg.default_scope])
+    shape = tuple(args.shape or DEFAULT_INPUT_SHAPES[cfg.default_scope])
     keeps = [1.0] + [k for k in args.keep if k != 1.0]
     progress = ProgressBar(len(keeps), file=sys.stderr)
     results = []

@@ -27,11 +27,9 @@ from mmengine.config import DictAction
 
 from mmtpspike.analysis.complexity import (ENERGY_PER_AC_PJ,
                                            ENERGY_PER_MAC_PJ, MacCounter)
-from mmtpspike.analysis.model_io import (build_model, default_images,
-                                         read_image, to_input)
+from mmtpspike.analysis.model_io import (DEFAULT_INPUT_SHAPES, build_model,
+                                         default_images, read_image, to_input)
 from mmtpspike.utils.launch import friendly_errors
-
-DEFAULT_SHAPES = {'mmdet': (800, 1216), 'mmseg': (512, 512)}
 
 
 def parse_args():
@@ -129,7 +127,7 @@ def print_report(report: dict) -> None:
 def main():
     args = parse_args()
     model, cfg = build_model(args.config, args.checkpoint, args.cfg_options)
-    shape = tuple(args.shape or DEFAULT_SHAPES[cfg.default_scope])
+    shape = tuple(args.shape or DEFAULT_INPUT_SHAPES[cfg.default_scope])
     paths = args.images or default_images(cfg, args.num_images)
     inputs = to_input([read_image(p) for p in paths], shape, model)
     if args.calibrate_bn:

@@ -21,6 +21,7 @@ import torch
 from mmengine.config import DictAction
 
 from mmtpspike.analysis.benchmark import time_forward
+from mmtpspike.analysis.model_io import test_resize_scale
 from mmtpspike.utils.launch import (build_runner, check_data_paths,
                                     friendly_errors, load_config)
 
@@ -69,15 +70,6 @@ def train(args) -> str:
         cfg.work_dir, 'last_checkpoint')).read().strip().split('/')[-1])
 
 
-def test_shape(cfg) -> tuple:
-    """``(H, W)`` of the test pipeline's Resize scale (``(W, H)`` in mm)."""
-    for transform in cfg.test_dataloader.dataset.pipeline:
-        if transform.get('type') == 'Resize':
-            width, height = transform['scale']
-            return height, width
-    raise ValueError('the test pipeline has no Resize with a scale')
-
-
 def evaluate(args, checkpoint: str, pruning) -> dict:
     cfg = load_config(args.config)
     cfg.model.backbone.pruning = pruning
@@ -88,8 +80,9 @@ def evaluate(args, checkpoint: str, pruning) -> dict:
     cfg.default_hooks.logger.interval = 1000
     runner = build_runner(cfg)
     metrics = runner.test()
+    width, height = test_resize_scale(cfg)
     metrics['backbone_ms'] = backbone_latency_ms(runner.model.backbone,
-                                                 test_shape(cfg))
+                                                 (height, width))
     return metrics
 
 

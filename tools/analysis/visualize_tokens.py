@@ -18,7 +18,8 @@ import mmcv
 import torch
 from mmengine.config import DictAction
 
-from mmtpspike.analysis.model_io import build_model, read_image, to_input
+from mmtpspike.analysis.model_io import (build_model, read_image,
+                                         test_resize_scale, to_input)
 from mmtpspike.utils.launch import SetupError, friendly_errors
 from mmtpspike.visualization import draw_token_grid
 
@@ -37,17 +38,6 @@ def parse_args():
     return parser.parse_args()
 
 
-def test_scale(cfg):
-    """``scale`` of the first Resize of the test pipeline, if any."""
-    dataset = cfg.test_dataloader.dataset
-    while 'dataset' in dataset:
-        dataset = dataset.dataset
-    for transform in dataset.get('pipeline', []):
-        if transform.get('type') == 'Resize' and 'scale' in transform:
-            return tuple(transform['scale'])
-    return None
-
-
 @friendly_errors
 def main():
     args = parse_args()
@@ -59,7 +49,7 @@ def main():
         backbone.set_keep_ratios(args.keep)
     if all(k >= 1 for k in backbone.pruner.keep_ratios):
         raise SetupError('all keep ratios are 1.0 (dense): pass --keep')
-    scale = test_scale(cfg)
+    scale = test_resize_scale(cfg)
     os.makedirs(args.out_dir, exist_ok=True)
     for path in args.images:
         image = read_image(path)
