@@ -1,0 +1,15 @@
+"""The runnable examples in public docstrings stay true."""
+import doctest
+
+import pytest
+
+from mmtpspike.models.backbones import sdtv3
+from mmtpspike.models.necks import spike_fpn
+
+
+@pytest.mark.parametrize('module', [sdtv3, spike_fpn],
+                         ids=lambda m: m.__name__)
+def test_docstring_examples(module):
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0
+    assert result.failed == 0
