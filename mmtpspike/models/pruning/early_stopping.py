@@ -78,6 +78,12 @@ def _build(registry, cfg: dict, field: str) -> nn.Module:
 class TokenPruner(nn.Module):
     """Training-free token pruning with block-level early stopping.
 
+    When the images of a batch keep different numbers of tokens (different
+    valid areas), shorter rows are padded with filler slots: they are masked
+    out of every other token's attention and dropped by the restorer, but in
+    train mode they take part in the BN statistics of attention and MLP (a
+    small bias; none at test time, where BN uses running statistics).
+
     Args:
         block_names (list[str]): Names of the pruned transformer blocks.
         blocks_per_stage (list[int]): Transformer blocks per stage.
