@@ -92,7 +92,11 @@ class TokenPruner(nn.Module):
         scorer (dict): Token scorer config. Default: IRToP.
         mode (str): ``'per_block'`` (re-score all tokens in every block, as
             the paper's code) or ``'cumulative'`` (a token stopped in a block
-            stays stopped for the rest of its stage).
+            stays stopped for the rest of its stage). In both modes
+            ``keep_ratios[l]`` is the share of an image's valid tokens that
+            run block ``l``, so cumulative pruning with uniform ratios stops
+            tokens only in a stage's first block; give decreasing ratios
+            (e.g. ``[0.9, 0.8, 0.7, ...]``) for progressive stopping.
         temporal_selection (str): For ``T > 1``: ``'shared'`` (one selection
             from scores averaged over time, required by stateful neurons) or
             ``'per_timestep'``.
