@@ -1,4 +1,6 @@
 """Tell pruned backbones where each image's padding starts."""
+import functools
+
 import torch
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
@@ -10,8 +12,9 @@ def _unwrap(model):
     return model.module if is_model_wrapper(model) else model
 
 
-def _pass_img_shapes(model, args, kwargs):
-    """Forward pre-hook of a detector / segmentor."""
+def _pass_img_shapes(backbones, model, args, kwargs):
+    """Forward pre-hook of a detector / segmentor (``backbones`` bound with
+    ``functools.partial``)."""
     data_samples = kwargs.get('data_samples')
     if data_samples is None and len(args) > 1:
         data_samples = args[1]
@@ -23,7 +26,7 @@ def _pass_img_shapes(model, args, kwargs):
         return None
     batch_shape = tuple(inputs.shape[-2:]) if isinstance(
         inputs, torch.Tensor) else None
-    for backbone in model._padding_aware_backbones:
+    for backbone in backbones:
         backbone.set_img_shapes([shape[:2] for shape in shapes], batch_shape)
     return None
 
@@ -41,10 +44,18 @@ class PaddingAwarePruningHook(Hook):
 
     priority = 'VERY_HIGH'
 
+    def __init__(self) -> None:
+        self._handle = None
+
     def before_run(self, runner) -> None:
         model = _unwrap(runner.model)
         backbones = [m for m in model.modules() if hasattr(m, 'set_img_shapes')]
-        if not backbones or hasattr(model, '_padding_aware_backbones'):
-            return
-        model._padding_aware_backbones = backbones
-        model.register_forward_pre_hook(_pass_img_shapes, with_kwargs=True)
+        if backbones and self._handle is None:
+            self._handle = model.register_forward_pre_hook(
+                functools.partial(_pass_img_shapes, backbones),
+                with_kwargs=True)
+
+    def after_run(self, runner) -> None:
+        if self._handle is not None:
+            self._handle.remove()
+            self._handle = None
