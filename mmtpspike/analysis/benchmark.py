@@ -1,10 +1,15 @@
 """Latency and peak-memory measurement of backbones, one process per run.
 
 Each setting runs in a fresh (spawned) process, so its peak memory is its own:
-on CPU the peak resident set size during the timed forwards minus the size
-before them; on CUDA ``torch.cuda.max_memory_allocated``.
+on CPU the peak resident set size during the forwards minus the size before
+them; on CUDA ``torch.cuda.max_memory_allocated``. glibc keeps freed heap
+memory and reuses it unevenly, which makes CPU peaks of similar runs differ
+by tens of MiB; :data:`EXACT_MEMORY_ENV` makes every large allocation an
+``mmap`` returned at once, so the resident peak is the live peak. It also
+slows allocation down, so tools measure latency and memory in separate runs.
 """
 import multiprocessing
+import os
 import resource
 import statistics
 import time
@@ -59,11 +64,26 @@ def time_forward(model: Callable, inputs: tuple, warmup: int, repeats: int,
                 outputs=outputs)
 
 
-def run_isolated(func: Callable, *args):
+EXACT_MEMORY_ENV = {'MALLOC_MMAP_THRESHOLD_': '131072'}
+
+
+def run_isolated(func: Callable, *args, env: Optional[Dict] = None):
     """Run ``func(*args)`` in a fresh spawned process and return its result.
 
-    ``func`` must be importable (a module-level function).
+    Args:
+        func (callable): an importable (module-level) function.
+        env (dict, optional): extra environment variables of the process
+            (e.g. :data:`EXACT_MEMORY_ENV`).
     """
     context = multiprocessing.get_context('spawn')
-    with context.Pool(1) as pool:
-        return pool.apply(func, args)
+    saved = {key: os.environ.get(key) for key in env or {}}
+    os.environ.update(env or {})
+    try:
+        with context.Pool(1) as pool:
+            return pool.apply(func, args)
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key)
+            else:
+                os.environ[key] = value

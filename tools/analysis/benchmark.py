@@ -6,7 +6,8 @@
 
 Each setting (dense = keep 1.0, then every ``--keep``) runs in its own
 process, all within this one run: median forward latency after warm-up, peak
-memory (CPU: peak resident memory growth; CUDA: peak allocated), the speed-up
+memory (CPU: peak resident memory growth, from a separate one-forward run
+with exact (mmap) allocation; CUDA: peak allocated), the speed-up
 over dense, and the ideal speed-up from the MACs actually run (convs,
 attention matmuls and scorer; see tools/analysis/complexity.py). By default
 the backbone is fused for inference (BN folded, channels-last).
@@ -19,7 +20,8 @@ import torch
 from mmengine.config import DictAction
 from mmengine.utils import ProgressBar
 
-from mmtpspike.analysis.benchmark import run_isolated, time_forward
+from mmtpspike.analysis.benchmark import (EXACT_MEMORY_ENV, run_isolated,
+                                          time_forward)
 from mmtpspike.analysis.complexity import MacCounter
 from mmtpspike.analysis.model_io import DEFAULT_INPUT_SHAPES, build_model
 from mmtpspike.utils.launch import friendly_errors, load_config
@@ -82,9 +84,14 @@ def main():
     progress = ProgressBar(len(keeps), file=sys.stderr)
     results = []
     for keep in keeps:
-        results.append(run_isolated(
-            measure, args.config, args.checkpoint, args.cfg_options, keep,
-            shape, args.warmup, args.repeats, args.device, not args.no_fuse))
+        common = (args.config, args.checkpoint, args.cfg_options, keep, shape)
+        result = run_isolated(measure, *common, args.warmup, args.repeats,
+                              args.device, not args.no_fuse)
+        if args.device == 'cpu':
+            result['peak_mib'] = run_isolated(
+                measure, *common, 0, 1, args.device, not args.no_fuse,
+                env=EXACT_MEMORY_ENV)['peak_mib']
+        results.append(result)
         progress.update()
     print(file=sys.stderr)
     dense = results[0]

@@ -3,8 +3,10 @@
     python tools/analysis/benchmark_backbone.py [--arch l] [--shape 800 1216]
         [--keep 0.78 0.56] [--repeats 5] [--device cpu]
 
-Every setting runs in its own process (peak memory is its own), all in this
-one run, so the printed ratios compare like with like:
+Every setting runs in its own process (peak memory is its own; on CPU it is
+measured in a second one-forward run with exact mmap allocation, see
+:mod:`mmtpspike.analysis.benchmark`), all in this one run, so the printed
+ratios compare like with like:
 
 * ``public``: the computation of the public SDT-V3 code, ``(q k^T) v``
   attention and separate BN layers (``attention_order='quadratic'``);
@@ -29,7 +31,8 @@ import sys
 import torch
 
 from mmtpspike.analysis import count_macs
-from mmtpspike.analysis.benchmark import run_isolated, time_forward
+from mmtpspike.analysis.benchmark import (EXACT_MEMORY_ENV, run_isolated,
+                                          time_forward)
 
 SETTINGS = {
     'public': dict(attention_order='quadratic', fuse=False),
@@ -95,9 +98,14 @@ def main_train(args):
     results = []
     for keep in keeps:
         print(f'measuring train step keep={keep} ...', file=sys.stderr)
-        results.append(run_isolated(
-            measure_train, args.arch, keep, tuple(args.shape), args.batch,
-            args.warmup, args.repeats, args.device, args.threads))
+        common = (args.arch, keep, tuple(args.shape), args.batch)
+        result = run_isolated(measure_train, *common, args.warmup,
+                              args.repeats, args.device, args.threads)
+        if args.device == 'cpu':
+            result['peak_mib'] = run_isolated(
+                measure_train, *common, 0, 1, args.device, args.threads,
+                env=EXACT_MEMORY_ENV)['peak_mib']
+        results.append(result)
     dense = results[0]
     print(f'SDT-V3-{args.arch.upper()} fine-tuning step (forward + backward),'
           f' batch {args.batch} x {args.shape[0]} x {args.shape[1]}, '
@@ -134,9 +142,14 @@ def main():
     results = {}
     for setting, keep in rows:
         print(f'measuring {setting} keep={keep} ...', file=sys.stderr)
-        results[setting, keep] = run_isolated(
-            measure, args.arch, setting, keep, tuple(args.shape), args.warmup,
-            args.repeats, args.device, args.threads)
+        common = (args.arch, setting, keep, tuple(args.shape))
+        result = run_isolated(measure, *common, args.warmup, args.repeats,
+                              args.device, args.threads)
+        if args.device == 'cpu':
+            result['peak_mib'] = run_isolated(
+                measure, *common, 0, 1, args.device, args.threads,
+                env=EXACT_MEMORY_ENV)['peak_mib']
+        results[setting, keep] = result
 
     public, ours = results['public', 1.0], results['ours', 1.0]
     print(f'SDT-V3-{args.arch.upper()} backbone, input {args.shape[0]} x '
