@@ -29,8 +29,7 @@ def _peak_rss_mib() -> float:
 
 
 def time_forward(model: Callable, inputs: tuple, warmup: int, repeats: int,
-                 device: str = 'cpu',
-                 progress: Optional[Callable[[], None]] = None) -> Dict:
+                 device: str = 'cpu') -> Dict:
     """Median latency and peak memory of ``model(*inputs)`` (no grad).
 
     Returns:
@@ -54,8 +53,6 @@ def time_forward(model: Callable, inputs: tuple, warmup: int, repeats: int,
                 torch.cuda.synchronize()
             if index >= warmup:
                 times.append(time.perf_counter() - start)
-            if progress is not None:
-                progress()
         if cuda:
             peak = (torch.cuda.max_memory_allocated() - base) / 2**20
         else:

@@ -33,11 +33,10 @@ from typing import Dict
 import torch
 import torch.nn as nn
 
+from mmtpspike.models.layers.fusion import CONVS
 from mmtpspike.models.layers.sdtv3_blocks import SpikeAttention
 from mmtpspike.models.pruning.scorers import (IRToPScorer, RandomScorer,
                                               SpatialScorer, TemporalScorer)
-
-CONVS = (nn.Conv1d, nn.Conv2d)
 
 
 def conv_macs(conv: nn.Module, output: torch.Tensor) -> int:
@@ -154,11 +153,6 @@ class MacCounter:
                 self.float_macs += macs
             return count_scorer
         return None
-
-    def reset(self) -> None:
-        self.by_module = defaultdict(int)
-        self.sops_by_module = defaultdict(float)
-        self.float_macs = 0
 
     @property
     def total(self) -> int:

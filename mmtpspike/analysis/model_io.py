@@ -51,6 +51,21 @@ def build_model(config: str,
     return model.eval(), cfg
 
 
+class BackboneNeck(torch.nn.Module):
+    """The backbone + neck of a detector / segmentor as one module (what
+    the analysis tools measure; heads are stock layers, not pruned)."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.backbone = model.backbone
+        self.neck = getattr(model, 'neck', None)
+
+    def forward(self, inputs: torch.Tensor):
+        """``[B, 3, H, W]`` -> the neck's (or backbone's) feature maps."""
+        feats = self.backbone(inputs)
+        return feats if self.neck is None else self.neck(feats)
+
+
 def test_dataset_cfg(cfg: Config) -> dict:
     """The config's test dataset, unwrapped from dataset wrappers."""
     dataset = cfg.test_dataloader.dataset

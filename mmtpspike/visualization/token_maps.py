@@ -3,7 +3,6 @@ from typing import List, Optional, Sequence
 
 import cv2
 import numpy as np
-import torch
 
 from mmtpspike.models.pruning import TokenRecord
 
@@ -106,12 +105,3 @@ def draw_token_grid(image: np.ndarray,
         bottom = _titled(score_heatmap(tile, scores, valid), f'{name} score')
         columns.append(np.concatenate([top, bottom]))
     return np.concatenate(columns, axis=1)
-
-
-def records_to_cpu(records: Sequence[TokenRecord]) -> List[TokenRecord]:
-    """Detach the tensors of records (to keep them after a forward)."""
-    def cpu(t: Optional[torch.Tensor]):
-        return None if t is None else t.detach().cpu()
-    return [TokenRecord(r.block_name, r.stage_index, r.keep_ratio,
-                        cpu(r.kept), cpu(r.valid), cpu(r.scores))
-            for r in records]

@@ -23,7 +23,8 @@ from mmengine.utils import ProgressBar
 from mmtpspike.analysis.benchmark import (EXACT_MEMORY_ENV, run_isolated,
                                           time_forward)
 from mmtpspike.analysis.complexity import MacCounter
-from mmtpspike.analysis.model_io import DEFAULT_INPUT_SHAPES, build_model
+from mmtpspike.analysis.model_io import (DEFAULT_INPUT_SHAPES, BackboneNeck,
+                                         build_model)
 from mmtpspike.utils.launch import friendly_errors, load_config
 
 
@@ -41,19 +42,6 @@ def parse_args():
     parser.add_argument('--csv', help='also write the table as CSV')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     return parser.parse_args()
-
-
-class BackboneNeck(torch.nn.Module):
-    """``neck(backbone(x))`` as one module."""
-
-    def __init__(self, model) -> None:
-        super().__init__()
-        self.backbone = model.backbone
-        self.neck = getattr(model, 'neck', None)
-
-    def forward(self, x):
-        feats = self.backbone(x)
-        return feats if self.neck is None else self.neck(feats)
 
 
 def measure(config, checkpoint, cfg_options, keep, shape, warmup, repeats,

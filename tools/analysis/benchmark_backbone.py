@@ -30,7 +30,7 @@ import sys
 
 import torch
 
-from mmtpspike.analysis import count_macs
+from mmtpspike.analysis import block_macs, count_macs
 from mmtpspike.analysis.benchmark import (EXACT_MEMORY_ENV, run_isolated,
                                           time_forward)
 
@@ -70,7 +70,7 @@ def measure(arch, setting, keep, shape, warmup, repeats, device, threads):
                          for o in result['outputs']]
     result['macs'] = macs.total
     result['scorer_macs'] = macs.total_of('scorer')
-    result['block_macs'] = macs.total_of('stages.2.blocks.0.')
+    result['block_macs'] = block_macs(macs, 'stages.2.blocks.0')
     return result
 
 

@@ -27,8 +27,9 @@ from mmengine.config import DictAction
 
 from mmtpspike.analysis.complexity import (ENERGY_PER_AC_PJ,
                                            ENERGY_PER_MAC_PJ, MacCounter)
-from mmtpspike.analysis.model_io import (DEFAULT_INPUT_SHAPES, build_model,
-                                         default_images, read_image, to_input)
+from mmtpspike.analysis.model_io import (DEFAULT_INPUT_SHAPES, BackboneNeck,
+                                         build_model, default_images,
+                                         read_image, to_input)
 from mmtpspike.utils.launch import friendly_errors
 
 
@@ -54,48 +55,35 @@ def params_m(module) -> float:
 
 
 @torch.no_grad()
-def calibrate_bn(model, inputs, iterations: int) -> None:
+def calibrate_bn(net: BackboneNeck, inputs, iterations: int) -> None:
     """Set BN running statistics to the mean over ``iterations`` forwards."""
-    norms = [m for m in model.modules()
-             if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
-    for norm in norms:
-        norm.reset_running_stats()
-        norm.momentum = None
-    model.train()
+    for norm in net.modules():
+        if isinstance(norm, torch.nn.modules.batchnorm._BatchNorm):
+            norm.reset_running_stats()
+            norm.momentum = None
+    net.train()
     for _ in range(iterations):
-        feats = model.backbone(inputs)
-        if getattr(model, 'neck', None) is not None:
-            model.neck(feats)
-    model.eval()
+        net(inputs)
+    net.eval()
 
 
-def analyse(model, inputs, keep: float) -> dict:
+def analyse(net: BackboneNeck, inputs, keep: float) -> dict:
     """Count one forward of backbone + neck at a keep ratio."""
-    backbone, neck = model.backbone, getattr(model, 'neck', None)
-    backbone.set_keep_ratios(keep)
-    max_spikes = backbone.spike_cfg.get('max_spikes', 1)
-    with torch.no_grad(), MacCounter(backbone, max_spikes) as bb_count:
-        feats = backbone(inputs)
-    neck_count = MacCounter(neck, max_spikes) if neck is not None else None
-    if neck_count is not None:
-        with torch.no_grad(), neck_count:
-            neck(feats)
-    records = backbone.token_records
-    macs = bb_count.total + (neck_count.total if neck_count else 0)
-    sops = bb_count.sops + (neck_count.sops if neck_count else 0)
-    float_macs = bb_count.float_macs + (neck_count.float_macs
-                                        if neck_count else 0)
-    batch = inputs.shape[0]
+    net.backbone.set_keep_ratios(keep)
+    max_spikes = net.backbone.spike_cfg.get('max_spikes', 1)
+    with torch.no_grad(), MacCounter(net, max_spikes) as counter:
+        net(inputs)
+    per_image = inputs.shape[0] * 1e9
     return dict(
         keep=keep,
-        backbone_gmacs=bb_count.total / batch / 1e9,
-        neck_gmacs=(neck_count.total if neck_count else 0) / batch / 1e9,
-        scorer_gmacs=bb_count.total_of('scorer') / batch / 1e9,
-        gmacs=macs / batch / 1e9,
-        gsops=sops / batch / 1e9,
-        energy_mj=(ENERGY_PER_MAC_PJ * float_macs + ENERGY_PER_AC_PJ * sops)
-        * 1e-9 / batch,
-        realised_keep={r.block_name: r.realised_keep_ratio for r in records})
+        backbone_gmacs=counter.total_of('backbone.') / per_image,
+        neck_gmacs=counter.total_of('neck.') / per_image,
+        scorer_gmacs=counter.total_of('scorer') / per_image,
+        gmacs=counter.total / per_image,
+        gsops=counter.sops / per_image,
+        energy_mj=counter.energy_mj() / inputs.shape[0],
+        realised_keep={r.block_name: r.realised_keep_ratio
+                       for r in net.backbone.token_records})
 
 
 def print_report(report: dict) -> None:
@@ -130,15 +118,16 @@ def main():
     shape = tuple(args.shape or DEFAULT_INPUT_SHAPES[cfg.default_scope])
     paths = args.images or default_images(cfg, args.num_images)
     inputs = to_input([read_image(p) for p in paths], shape, model)
+    net = BackboneNeck(model)
     if args.calibrate_bn:
-        calibrate_bn(model, inputs, args.calibrate_bn)
+        calibrate_bn(net, inputs, args.calibrate_bn)
     report = dict(
         config=args.config, checkpoint=args.checkpoint,
         calibrate_bn=args.calibrate_bn, shape=list(shape),
         num_images=len(paths),
         images=paths, backbone_params_m=params_m(model.backbone),
         neck_params_m=params_m(model.neck) if hasattr(model, 'neck') else 0,
-        settings=[analyse(model, inputs, keep) for keep in args.keep])
+        settings=[analyse(net, inputs, keep) for keep in args.keep])
     print_report(report)
     if args.out:
         with open(args.out, 'w') as f:

@@ -24,6 +24,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from spikingjelly.activation_based import neuron, surrogate
 
+from .fusion import CONVS
+
 
 class SpikeNeuron(nn.Module):
     """Base class: a neuron emitting spikes in ``{0, 1/D, ..., 1}``.
@@ -202,7 +204,7 @@ def _synaptic_convs(model: nn.Module):
     """
     for parent in model.modules():
         for name, child in parent.named_children():
-            if isinstance(child, (nn.Conv1d, nn.Conv2d)) and not getattr(
+            if isinstance(child, CONVS) and not getattr(
                     child, 'encodes_input', False):
                 yield parent, name, child
 
