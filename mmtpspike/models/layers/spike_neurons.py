@@ -4,12 +4,16 @@ All neurons here map a membrane input to spikes scaled into ``[0, 1]``:
 
 * :class:`MultiSpike` (default): the integer multi-spike quantiser of SDT-V3,
   ``s = round(clamp(x, 0, D)) / D`` with a rectangular straight-through
-  gradient on ``[0, D]`` (spikingjelly's ``MultiLevelSpikeCount``). It is
-  stateless and behaves the same in train and eval mode.
+  gradient on ``[0, D]`` (spikingjelly's ``MultiLevelSpikeCount``, or its
+  equivalent with spikingjelly 0.0.0.0.14). It is stateless and behaves the
+  same in train and eval mode.
 * :class:`MultiStepLIF`: a multi-step LIF neuron from spikingjelly over
   ``T`` timesteps (binary spikes, or integer spikes with ``max_spikes > 1``,
-  i.e. spikingjelly's I-LIF), for ``T > 1``. Its state is reset before each
-  call, so two identical forwards give identical outputs.
+  i.e. spikingjelly's I-LIF or its equivalent), for ``T > 1``. Its state is
+  reset before each call, so two identical forwards give identical outputs.
+
+The spikingjelly parts come from :mod:`.spikingjelly_compat`, which works with
+both spikingjelly generations (0.0.0.0.14 and 2.x).
 
 An integer spike count ``n`` in ``{0, ..., D}`` emitted at one timestep equals
 ``n`` binary spikes over ``D`` virtual timesteps. :func:`spike_driven` swaps
@@ -22,9 +26,9 @@ import contextlib
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from spikingjelly.activation_based import neuron, surrogate
 
 from .fusion import CONVS
+from .spikingjelly_compat import multi_step_lif, spike_count_quantizer
 
 
 class SpikeNeuron(nn.Module):
@@ -47,7 +51,7 @@ class MultiSpike(SpikeNeuron):
     def __init__(self, max_spikes: int = 4) -> None:
         super().__init__()
         self.max_spikes = int(max_spikes)
-        self.quantizer = surrogate.MultiLevelSpikeCount(self.max_spikes)
+        self.quantizer = spike_count_quantizer(self.max_spikes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Any shape in, same shape out, values in ``{0, 1/D, ..., 1}``."""
@@ -83,21 +87,8 @@ class MultiStepLIF(SpikeNeuron):
         super().__init__()
         self.num_timesteps = int(num_timesteps)
         self.max_spikes = int(max_spikes)
-        if self.max_spikes == 1:
-            self.node = neuron.LIFNode(
-                tau=tau,
-                v_threshold=v_threshold,
-                detach_reset=detach_reset,
-                surrogate_function=surrogate.ATan(),
-                step_mode='m')
-        else:
-            self.node = neuron.ILIFNode(
-                tau=tau,
-                v_threshold=v_threshold,
-                detach_reset=detach_reset,
-                surrogate_function=surrogate.MultiLevelSpikeCount(
-                    self.max_spikes),
-                step_mode='m')
+        self.node = multi_step_lif(tau, v_threshold, self.max_spikes,
+                                   detach_reset)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``[T * B, ...]`` in (timestep-major), same shape out."""

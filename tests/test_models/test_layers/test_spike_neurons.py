@@ -54,6 +54,23 @@ def test_lif_timesteps_and_reset():
         lif(torch.rand(4, 4))
 
 
+def test_integer_lif_neuron_hand_computed():
+    # I-LIF, D=4, tau=2, two neurons over T=2 (detached soft reset):
+    #   t1: H = 1.4 -> 1 (V 0.4), H = 6 -> 4 (V 2, outside the gradient window)
+    #   t2: H = 0.2 -> 0, H = 1.0 -> 1
+    lif = build_spike_neuron(
+        dict(type='LIF', tau=2.0, max_spikes=4), num_timesteps=2)
+    x = torch.tensor([[1.4, 6.0], [0.0, 0.0]], requires_grad=True)
+    out = lif(x)
+    assert torch.equal(out, torch.tensor([[1., 4.], [0., 1.]]) / 4)
+    assert torch.equal(lif(x), out)  # state reset between calls
+    out.sum().backward()
+    # d out / d x: own step 1/4 where the window is open, plus 0.5/4 carried
+    # into t2 through the membrane
+    torch.testing.assert_close(
+        x.grad, torch.tensor([[0.375, 0.125], [0.25, 0.25]]))
+
+
 def test_unknown_neuron():
     with pytest.raises(KeyError, match='spike_cfg.type'):
         build_spike_neuron(dict(type='Izhikevich'))
