@@ -2,13 +2,15 @@
 in OpenMMLab detection (mmdet) and segmentation (mmseg).
 
 Importing the package (or ``custom_imports=dict(imports=['mmtpspike'])`` in a
-config) registers its models and hooks into the mmdet and mmseg registries
-and makes mmengine load local checkpoints with the safe allow-list loader.
+config) registers its models and hooks into the registries of mmdet and / or
+mmseg, whichever is installed (the mini ADE20K dataset needs mmseg), and
+makes mmengine load checkpoints of every scheme with the safe allow-list
+loader.
 """
-from .utils import register_safe_local_loader
+from .utils import register_safe_loaders
 from .version import __version__
 
-register_safe_local_loader()
+register_safe_loaders()
 
 from . import datasets, engine, models  # noqa: E402,F401
 

@@ -67,11 +67,12 @@ class ToySpikeClassifier(BaseModel):
     ``data_samples`` carrying ``img_shape`` in their ``metainfo``.
     """
 
-    def __init__(self, keep_ratios=1.0) -> None:
+    def __init__(self, keep_ratios=1.0, **backbone_kwargs) -> None:
         super().__init__()
         from mmtpspike.models import SDTV3
         self.backbone = SDTV3(arch='t', depths=(1, 1, 2, 1),
-                              pruning=dict(keep_ratios=keep_ratios))
+                              pruning=dict(keep_ratios=keep_ratios),
+                              **backbone_kwargs)
         self.head = nn.Linear(128, 2)
 
     def forward(self, inputs, data_samples=None, mode='tensor'):
@@ -103,11 +104,11 @@ class ToyImageDataset(Dataset):
 
 
 def toy_pruning_runner_cfg(work_dir: str, custom_hooks, max_iters=6,
-                           keep_ratios=1.0) -> dict:
+                           keep_ratios=1.0, **backbone_kwargs) -> dict:
     """Runner kwargs training :class:`ToySpikeClassifier`."""
     cfg = toy_runner_cfg(work_dir, max_iters)
     cfg.update(
-        model=ToySpikeClassifier(keep_ratios),
+        model=ToySpikeClassifier(keep_ratios, **backbone_kwargs),
         custom_hooks=custom_hooks,
         train_dataloader=dict(
             dataset=ToyImageDataset(),

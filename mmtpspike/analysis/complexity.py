@@ -101,7 +101,7 @@ class MacCounter:
         self.by_module: Dict[str, int] = defaultdict(int)
         self.sops_by_module: Dict[str, float] = defaultdict(float)
         self.float_macs = 0
-        self._spike_means: Dict[str, float] = {}
+        self._spike_means: Dict[tuple, float] = {}
         self._handles = []
 
     def __enter__(self) -> 'MacCounter':
@@ -109,7 +109,18 @@ class MacCounter:
             hook = self._hook_for(name, module)
             if hook is not None:
                 self._handles.append(module.register_forward_hook(hook))
+            if isinstance(module, SpikeAttention):
+                self._watch_matmul_operands(name, module)
         return self
+
+    def _watch_matmul_operands(self, name: str,
+                               attn: SpikeAttention) -> None:
+        """Remember the spike counts of the neurons feeding the attention
+        matmuls (found by attribute: ``q_spike`` and ``k_spike``)."""
+        for neuron in (attn.q_spike, attn.k_spike):
+            def remember(mod, args, out, key=id(neuron)):
+                self._spike_means[(name, key)] = self._spike_count(out)
+            self._handles.append(neuron.register_forward_hook(remember))
 
     def __exit__(self, *exc) -> None:
         for handle in self._handles:
@@ -131,16 +142,12 @@ class MacCounter:
                     self.sops_by_module[name] += macs * self._spike_count(
                         args[0])
             return count_conv
-        if name.endswith(('.q_spike', '.k_spike')):
-            def remember(mod, args, out):
-                self._spike_means[name] = self._spike_count(out)
-            return remember
         if isinstance(module, SpikeAttention):
             def count_attention(mod, args, out):
                 macs = attention_matmul_macs(mod, args[0])
                 self.by_module[name + '.matmul'] += macs
-                counts = (self._spike_means.get(name + '.k_spike', 0.) +
-                          self._spike_means.get(name + '.q_spike', 0.))
+                counts = sum(self._spike_means[(name, id(neuron))]
+                             for neuron in (mod.q_spike, mod.k_spike))
                 self.sops_by_module[name + '.matmul'] += macs / 2 * counts
             return count_attention
         if isinstance(module, (IRToPScorer, SpatialScorer, TemporalScorer,

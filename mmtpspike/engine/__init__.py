@@ -1,7 +1,7 @@
 from .hooks import (PaddingAwarePruningHook, RetentionScheduleHook,
-                    TokenMapHook, TokenStatsHook)
+                    SpikingCheckpointHook, TokenMapHook, TokenStatsHook)
 
 __all__ = [
-    'PaddingAwarePruningHook', 'RetentionScheduleHook', 'TokenMapHook',
-    'TokenStatsHook'
+    'PaddingAwarePruningHook', 'RetentionScheduleHook',
+    'SpikingCheckpointHook', 'TokenMapHook', 'TokenStatsHook'
 ]

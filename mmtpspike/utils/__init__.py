@@ -1,7 +1,7 @@
-from .checkpoint import (UnsafeCheckpointError, register_safe_local_loader,
+from .checkpoint import (UnsafeCheckpointError, register_safe_loaders,
                          safe_load_checkpoint)
 
 __all__ = [
-    'UnsafeCheckpointError', 'register_safe_local_loader',
+    'UnsafeCheckpointError', 'register_safe_loaders',
     'safe_load_checkpoint'
 ]

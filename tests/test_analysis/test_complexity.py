@@ -73,3 +73,21 @@ def test_sops_zero_without_activity_and_grow_with_it():
     sops = [count_macs(model, base * scale).sops for scale in (0.5, 2, 8)]
     assert 0 < sops[0] < sops[1] < sops[2]
     assert zero.energy_mj() < count_macs(model, base * 8).energy_mj()
+
+
+def test_attention_sops_follow_the_q_and_k_neurons():
+    from active_network import activate
+    torch.manual_seed(0)
+    image = torch.randn(1, 3, 64, 96)
+    model = activate(SDTV3(**TINY), image)
+    attn = model.stages[2].blocks[0].attn
+    seen = {}
+    for role in ('q_spike', 'k_spike'):
+        getattr(attn, role).register_forward_hook(
+            lambda m, a, out, role=role: seen.__setitem__(role, out.clone()))
+    counter = count_macs(model, image)
+    name = 'stages.2.blocks.0.attn.matmul'
+    counts = 4 * (seen['q_spike'].mean() + seen['k_spike'].mean())
+    assert counter.sops_by_module[name] > 0
+    assert counter.sops_by_module[name] == pytest.approx(
+        counter.by_module[name] / 2 * float(counts), rel=1e-5)

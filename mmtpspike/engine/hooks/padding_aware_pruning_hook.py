@@ -3,13 +3,9 @@ import functools
 
 import torch
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 
 from mmtpspike.registry import register_hook
-
-
-def _unwrap(model):
-    return model.module if is_model_wrapper(model) else model
+from .model_access import unwrap_model
 
 
 def _pass_img_shapes(backbones, model, args, kwargs):
@@ -48,7 +44,7 @@ class PaddingAwarePruningHook(Hook):
         self._handle = None
 
     def before_run(self, runner) -> None:
-        model = _unwrap(runner.model)
+        model = unwrap_model(runner)
         backbones = [m for m in model.modules() if hasattr(m, 'set_img_shapes')]
         if backbones and self._handle is None:
             self._handle = model.register_forward_pre_hook(

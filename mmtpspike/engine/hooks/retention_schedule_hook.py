@@ -2,18 +2,9 @@
 from typing import Sequence, Union
 
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 
 from mmtpspike.registry import register_hook
-
-
-def pruned_backbones(runner) -> list:
-    """Modules of the runner's model that carry a token pruner."""
-    model = runner.model.module if is_model_wrapper(runner.model) else \
-        runner.model
-    return [m for m in model.modules()
-            if getattr(m, 'pruner', None) is not None and
-            hasattr(m, 'set_keep_ratios')]
+from .model_access import pruned_backbones
 
 
 @register_hook

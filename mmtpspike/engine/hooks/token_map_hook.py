@@ -10,7 +10,7 @@ from mmengine.hooks import Hook
 
 from mmtpspike.registry import register_hook
 from mmtpspike.visualization import draw_token_grid
-from .retention_schedule_hook import pruned_backbones
+from .model_access import pruned_backbones
 
 
 @register_hook

@@ -1,17 +1,18 @@
 """Log realised keep ratios and spike firing rates."""
-from collections import defaultdict
-from typing import Dict, List
+from typing import Dict, List, Optional
 
+import torch
+from mmengine.dist import all_reduce
 from mmengine.hooks import Hook
 
 from mmtpspike.models.layers.spike_neurons import SpikeNeuron
 from mmtpspike.registry import register_hook
-from .retention_schedule_hook import pruned_backbones
+from .model_access import pruned_backbones, unwrap_model
 
 
 def _stage_of(name: str) -> str:
-    """``'stages.2.blocks.0.attn.q_spike'`` -> ``'stage3'`` (1-based);
-    neurons of the neck count as ``'neck'``."""
+    """``'backbone.stages.2.blocks.0.attn.q_spike'`` -> ``'stage3'``
+    (1-based); neurons of the neck count as ``'neck'``."""
     parts = name.split('.')
     if parts[0] == 'neck':
         return 'neck'
@@ -22,21 +23,36 @@ def _stage_of(name: str) -> str:
     return 'other'
 
 
-class _Tally:
-    """Running sums of keep ratios and spike counts."""
+class _DeviceTally:
+    """Running sums kept as tensors on the model's device.
+
+    Each statistic is a numerator / denominator pair; adding to it launches
+    device work but never waits for it. :meth:`reduce` stacks every sum into
+    one tensor, reduces it across ranks and copies it to the host once.
+    """
 
     def __init__(self) -> None:
-        self.kept: Dict[str, float] = defaultdict(float)
-        self.valid: Dict[str, float] = defaultdict(float)
-        self.spikes: Dict[str, float] = defaultdict(float)
-        self.neurons: Dict[str, float] = defaultdict(float)
+        self._sums: Dict[str, List[torch.Tensor]] = {}
 
-    def keep_ratios(self) -> Dict[str, float]:
-        return {k: self.kept[k] / max(self.valid[k], 1) for k in self.valid}
+    def add(self, key: str, numerator: torch.Tensor,
+            denominator: torch.Tensor) -> None:
+        pair = torch.stack([numerator.detach().double(),
+                            denominator.detach().double()])
+        if key in self._sums:
+            self._sums[key][0] += pair
+        else:
+            self._sums[key] = [pair]
 
-    def firing_rates(self) -> Dict[str, float]:
-        return {k: self.spikes[k] / max(self.neurons[k], 1)
-                for k in self.neurons}
+    def reduce(self) -> Dict[str, float]:
+        """``numerator / denominator`` per key, summed over all ranks."""
+        if not self._sums:
+            return {}
+        keys = sorted(self._sums)
+        stacked = torch.stack([self._sums[k][0] for k in keys])
+        all_reduce(stacked, op='sum')
+        values = stacked.tolist()
+        self._sums = {}
+        return {k: num / max(den, 1.) for k, (num, den) in zip(keys, values)}
 
 
 @register_hook
@@ -46,6 +62,11 @@ class TokenStatsHook(Hook):
     Keep ratio: kept valid tokens / valid tokens of each transformer block.
     Firing rate: mean spike output per neuron and timestep, in ``[0, 1]``
     (``s = n / D`` for multi-spike neurons), per stage and overall.
+
+    Statistics accumulate on the model's device without synchronising; once
+    per logging interval (training) or loop (validation / test) they are
+    summed over all ranks and copied to the host in one transfer, so a
+    multi-GPU run logs the statistics of the whole batch, not of rank 0.
 
     Training: every ``interval`` iterations the averages since the last log
     go to the message hub (``train/tokens/keep_<block>``, ``train/spikes/
@@ -64,19 +85,16 @@ class TokenStatsHook(Hook):
     def __init__(self, interval: int = 50, firing_rates: bool = True) -> None:
         self.interval = interval
         self.firing_rates = firing_rates
-        self._tally = _Tally()
+        self._tally = _DeviceTally()
         self._handles: List = []
 
     def before_run(self, runner) -> None:
-        backbones = pruned_backbones(runner)
-        for backbone in backbones:
+        for backbone in pruned_backbones(runner):
             self._handles.append(
                 backbone.pruner.register_record_hook(self._on_record))
         if not self.firing_rates:
             return
-        model = runner.model.module if hasattr(runner.model, 'module') else \
-            runner.model
-        for name, module in model.named_modules():
+        for name, module in unwrap_model(runner).named_modules():
             if isinstance(module, SpikeNeuron):
                 self._handles.append(
                     module.register_forward_hook(self._spike_counter(name)))
@@ -88,36 +106,32 @@ class TokenStatsHook(Hook):
 
     def _on_record(self, record) -> None:
         valid = record.valid
-        self._tally.kept[record.block_name] += float(
-            (record.kept & valid).sum())
-        self._tally.valid[record.block_name] += float(valid.sum())
+        self._tally.add(f'tokens/keep_{record.block_name}',
+                        (record.kept & valid).sum(), valid.sum())
 
     def _spike_counter(self, name: str):
-        stage = _stage_of(name)
+        keys = (f'spikes/rate_{_stage_of(name)}', 'spikes/rate_all')
 
         def hook(module, inputs, output) -> None:
-            total = float(output.detach().sum())
-            for key in (stage, 'all'):
-                self._tally.spikes[key] += total
-                self._tally.neurons[key] += output.numel()
+            total = output.detach().sum()
+            count = torch.tensor(float(output.numel()), device=output.device)
+            for key in keys:
+                self._tally.add(key, total, count)
 
         return hook
 
     def _summary(self) -> Dict[str, float]:
-        stats = {f'tokens/keep_{k}': v
-                 for k, v in self._tally.keep_ratios().items()}
-        if stats:
-            stats['tokens/keep_mean'] = sum(stats.values()) / len(stats)
-        stats.update({f'spikes/rate_{k}': v
-                      for k, v in self._tally.firing_rates().items()})
-        self._tally = _Tally()
+        stats = self._tally.reduce()
+        keeps = [v for k, v in stats.items() if k.startswith('tokens/')]
+        if keeps:
+            stats['tokens/keep_mean'] = sum(keeps) / len(keeps)
         return stats
 
     def before_train(self, runner) -> None:
-        self._tally = _Tally()
+        self._tally = _DeviceTally()
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None,
-                         outputs=None) -> None:
+                         outputs: Optional[dict] = None) -> None:
         if not self.every_n_train_iters(runner, self.interval) and \
                 not self.is_last_train_iter(runner):
             return
@@ -136,13 +150,13 @@ class TokenStatsHook(Hook):
             step=runner.iter)
 
     def before_val_epoch(self, runner) -> None:
-        self._tally = _Tally()
+        self._tally = _DeviceTally()
 
     def after_val_epoch(self, runner, metrics=None) -> None:
         self._log_loop(runner, 'val')
 
     def before_test_epoch(self, runner) -> None:
-        self._tally = _Tally()
+        self._tally = _DeviceTally()
 
     def after_test_epoch(self, runner, metrics=None) -> None:
         self._log_loop(runner, 'test')

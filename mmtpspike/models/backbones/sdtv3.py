@@ -1,9 +1,12 @@
 """Spike-Driven Transformer V3 (E-SpikeFormer) backbone with token pruning."""
+import logging
+import os.path as osp
 import warnings
 from typing import List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
+from mmengine.logging import print_log
 from mmengine.model import BaseModule
 from torch.nn.modules.batchnorm import _BatchNorm
 
@@ -38,8 +41,13 @@ class SDTV3(BaseModule):
     output is still a full-resolution ``[B, C, H, W]`` map.
 
     Padding: call :meth:`set_img_shapes` (the ``PaddingAwarePruningHook`` does
-    it for runners) before a forward so that padded tokens are never kept
-    ahead of real ones; without it all tokens count as valid.
+    it for runners) before a forward. With ``mask_padding`` (default) the
+    tokens outside each image then never enter a transformer block (neither
+    as tokens nor as attention context) and keep their values, in the dense
+    and the pruned backbone alike, so ``keep = 1`` is exactly the dense
+    backbone and the retention ratio is continuous at 1. Without
+    shapes every token counts as valid (the public code's behaviour); a
+    pruned backbone whose input looks zero-padded then warns once.
 
     Args:
         arch (str): ``'t'``, ``'s'``, ``'m'`` or ``'l'`` (2.6M / 5.1M / 10M /
@@ -69,9 +77,12 @@ class SDTV3(BaseModule):
         pruning (dict, optional): Token pruning, e.g.
             ``dict(keep_ratios=0.78, scorer=dict(type='IRToPScorer'),
             mode='per_block')``. None = dense.
+        mask_padding (bool): Keep padded tokens (known from
+            :meth:`set_img_shapes`) out of the transformer blocks. Default:
+            True. False reproduces the public code on padded batches.
         init_cfg (dict, optional): ``dict(type='Pretrained', checkpoint=...)``
             loads an official SDT-V3 ImageNet checkpoint (keys converted and
-            reported); other init configs as in mmengine.
+            reported; a missing file is an error). None trains from scratch.
 
     Example:
         >>> import torch
@@ -111,6 +122,7 @@ class SDTV3(BaseModule):
                  frozen_stages: int = -1,
                  norm_eval: bool = False,
                  pruning: Optional[dict] = None,
+                 mask_padding: bool = True,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         if embed_dims is None:
@@ -139,7 +151,9 @@ class SDTV3(BaseModule):
         self.frozen_stages = frozen_stages
         self.norm_eval = norm_eval
         self.stage_strides = [4, 8, 16, 16 * stage4_stride]
+        self.mask_padding = mask_padding
         self._img_shapes = None
+        self._warned_padding = False
 
         common = dict(spike_cfg=spike_cfg, norm_cfg=norm_cfg,
                       num_timesteps=num_timesteps)
@@ -173,6 +187,9 @@ class SDTV3(BaseModule):
             self.stages.append(SDTV3Stage(downsample, blocks))
             in_dims = dims
         self.pruner = self._build_pruner(pruning)
+        # dense backbone: runs padded batches on the valid tokens only
+        self.padding_runner = self._build_pruner(
+            dict(keep_ratios=1.0)) if pruning is None else None
         self._freeze_stages()
 
     def _build_pruner(self, pruning: Optional[dict]) -> Optional[TokenPruner]:
@@ -197,6 +214,16 @@ class SDTV3(BaseModule):
         return TokenPruner(
             names, [self.depths[s] for s in transformer_stages],
             num_timesteps=self.num_timesteps, **cfg)
+
+    @property
+    def neuron_settings(self) -> dict:
+        """What the weights were trained for and cannot show: the neuron
+        type, ``D`` (max spikes per timestep) and ``T``."""
+        return dict(type=self.spike_cfg['type'],
+                    max_spikes=int(self.spike_cfg.get(
+                        'max_spikes', 4 if self.spike_cfg['type'] ==
+                        'MultiSpike' else 1)),
+                    num_timesteps=self.num_timesteps)
 
     @property
     def out_channels(self) -> List[int]:
@@ -270,21 +297,52 @@ class SDTV3(BaseModule):
             return x
         return x.view(self.num_timesteps, -1, *x.shape[1:]).mean(0)
 
-    def _run_transformer_stage(self, stage: SDTV3Stage, stage_index: int,
+    def _warn_if_padded(self, x: torch.Tensor) -> None:
+        """Warn once when a pruned backbone gets a batch that looks
+        zero-padded at the bottom / right but no image shapes."""
+        if self._warned_padding or self.pruner is None or x.dim() != 4:
+            return
+        last_row = x[:, :, -1, :].flatten(1).eq(0).all(1)
+        last_col = x[:, :, :, -1].flatten(1).eq(0).all(1)
+        if bool((last_row | last_col).any()):
+            self._warned_padding = True
+            message = (
+                'SDTV3: the input looks zero-padded at the bottom / right, '
+                'but no image shapes were given, so padded tokens count as '
+                'valid and can be kept instead of real ones. Add '
+                "dict(type='PaddingAwarePruningHook') to custom_hooks, or "
+                'call backbone.set_img_shapes(...) before each forward.')
+            warnings.warn(message)
+            print_log(message, logger='current', level=logging.WARNING)
+
+    def _run_transformer_stage(self, runner: TokenPruner,
+                               stage: SDTV3Stage, stage_index: int,
                                x: torch.Tensor, first_block: int,
-                               img_shapes) -> torch.Tensor:
-        rows, _, height, width = x.shape
-        valid = valid_token_mask(img_shapes, self.stage_strides[stage_index],
-                                 height, width, x.device)
-        if valid is None:
-            valid = x.new_ones(rows, height * width, dtype=torch.bool)
-        else:
-            valid = valid.repeat(self.num_timesteps, 1)
+                               valid: torch.Tensor) -> torch.Tensor:
         active = torch.ones_like(valid)
         for offset, block in enumerate(stage.blocks):
-            x, active = self.pruner(block, x, first_block + offset,
-                                    stage_index, valid, active)
+            x, active = runner(block, x, first_block + offset, stage_index,
+                               valid, active)
         return x
+
+    def _valid_tokens(self, img_shapes, stage_index: int,
+                      x: torch.Tensor) -> torch.Tensor:
+        """``[T * B, H * W]`` bool: tokens inside each image."""
+        rows, _, height, width = x.shape
+        if img_shapes is None or not self.mask_padding:
+            return x.new_ones(rows, height * width, dtype=torch.bool)
+        valid = valid_token_mask(img_shapes, self.stage_strides[stage_index],
+                                 height, width, x.device)
+        return valid.repeat(self.num_timesteps, 1)
+
+    def _token_runner(self, img_shapes) -> Optional[TokenPruner]:
+        """The pruner, or for a dense backbone on a padded batch the keep-1
+        runner; None runs the blocks plainly."""
+        if self.pruner is not None:
+            return self.pruner
+        if img_shapes is not None and self.mask_padding:
+            return self.padding_runner
+        return None
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         """Extract features.
@@ -297,18 +355,21 @@ class SDTV3(BaseModule):
             :attr:`out_channels` / :attr:`out_strides`.
         """
         img_shapes = self._consume_img_shapes(x)
-        if self.pruner is not None:
-            self.pruner.reset_records()
+        if img_shapes is None:
+            self._warn_if_padded(x)
+        runner = self._token_runner(img_shapes)
+        if runner is not None:
+            runner.reset_records()
         x = self._to_timesteps(x)
         x = self.stem.blocks[0](self.stem.downsample(x))
         outs = [self._merge_timesteps(x)] if self.out_stem else []
         first_block = 0
         for stage_index, stage in enumerate(self.stages):
             x = stage.downsample(x)
-            if self.pruner is not None and \
-                    stage_index >= self.num_conv_stages:
-                x = self._run_transformer_stage(stage, stage_index, x,
-                                                first_block, img_shapes)
+            if runner is not None and stage_index >= self.num_conv_stages:
+                valid = self._valid_tokens(img_shapes, stage_index, x)
+                x = self._run_transformer_stage(runner, stage, stage_index,
+                                                x, first_block, valid)
                 first_block += len(stage.blocks)
             else:
                 for block in stage.blocks:
@@ -362,11 +423,13 @@ class SDTV3(BaseModule):
             if not checkpoint:
                 raise ValueError("init_cfg type 'Pretrained' needs a "
                                  "'checkpoint' path")
+            if '://' not in checkpoint and not osp.isfile(checkpoint):
+                raise FileNotFoundError(
+                    f'SDTV3 pretrained checkpoint not found: {checkpoint}. '
+                    f'Put the SDT-V3 ImageNet weights there, point '
+                    f'model.backbone.init_cfg.checkpoint at them, or set '
+                    f'model.backbone.init_cfg=None to train from scratch.')
             self._is_init = True
-            try:
-                load_sdtv3_checkpoint(self, checkpoint,
-                                      prefix=cfg.get('prefix'))
-            except FileNotFoundError as err:
-                warnings.warn(f'{err}; training SDTV3 from scratch')
+            load_sdtv3_checkpoint(self, checkpoint, prefix=cfg.get('prefix'))
             return
         super().init_weights()

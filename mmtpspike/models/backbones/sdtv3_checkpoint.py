@@ -15,6 +15,7 @@ from typing import Dict, List, Optional, Tuple, Union
 import torch
 import torch.nn as nn
 from mmengine.logging import print_log
+from mmengine.runner.checkpoint import CheckpointLoader
 
 from mmtpspike.utils.checkpoint import safe_load_checkpoint
 
@@ -120,7 +121,8 @@ def load_sdtv3_checkpoint(model: nn.Module,
 
     Args:
         model (SDTV3): the backbone.
-        checkpoint (str | dict): path, or an already loaded checkpoint.
+        checkpoint (str | dict): path or URL (any mmengine scheme, loaded
+            safely), or an already loaded checkpoint.
         prefix (str, optional): see :func:`extract_state_dict`.
         logger (str): mmengine logger name for the report.
 
@@ -133,11 +135,15 @@ def load_sdtv3_checkpoint(model: nn.Module,
             key, both shapes and the arch the checkpoint looks like).
     """
     if isinstance(checkpoint, str):
-        if not osp.isfile(checkpoint):
+        source = checkpoint
+        if '://' in checkpoint:
+            checkpoint = CheckpointLoader.load_checkpoint(
+                checkpoint, map_location='cpu', logger=logger)
+        elif not osp.isfile(checkpoint):
             raise FileNotFoundError(f'SDT-V3 checkpoint not found: '
                                     f'{checkpoint}')
-        source = checkpoint
-        checkpoint = safe_load_checkpoint(checkpoint)
+        else:
+            checkpoint = safe_load_checkpoint(checkpoint)
     else:
         source = '<state dict>'
     state, dropped = convert_official_keys(

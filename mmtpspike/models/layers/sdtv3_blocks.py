@@ -215,6 +215,14 @@ class SpikeAttention(BaseModule):
         return x.view(batch, self.num_heads, channels // self.num_heads,
                       num_tokens).transpose(-1, -2)
 
+    def _attend(self, q: torch.Tensor, k: torch.Tensor,
+                v: torch.Tensor) -> torch.Tensor:
+        """``[B, h, N, d]`` q, k and ``[B, h, N, d_v]`` v -> ``[B, h, N,
+        d_v]``, in the configured order (no softmax, so both are equal)."""
+        if self.attention_order == 'linear':
+            return q @ (k.transpose(-2, -1) @ v)
+        return (q @ k.transpose(-2, -1)) @ v
+
     def forward(self,
                 tokens: torch.Tensor,
                 token_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
@@ -235,11 +243,7 @@ class SpikeAttention(BaseModule):
         v = self.v_spike(self.v_conv(x)).squeeze(-1)
         if token_mask is not None:
             k = k * token_mask.unsqueeze(1).to(k.dtype)
-        q, k, v = self._heads(q), self._heads(k), self._heads(v)
-        if self.attention_order == 'linear':
-            out = q @ (k.transpose(-2, -1) @ v)
-        else:
-            out = (q @ k.transpose(-2, -1)) @ v
+        out = self._attend(self._heads(q), self._heads(k), self._heads(v))
         out = (out * self.scale).transpose(-1, -2).reshape(
             batch, -1, num_tokens)
         out = self.attn_spike(out).unsqueeze(-1)

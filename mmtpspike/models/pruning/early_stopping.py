@@ -166,17 +166,30 @@ class TokenPruner(nn.Module):
                 active: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor,
                                                torch.Tensor]:
         """Score and select: returns ``index``, ``slot_mask`` ``[R, K]`` and
-        the scores ``[R, N]``."""
+        the scores ``[R, N]``. At ``keep = 1`` every valid, active token is
+        selected without scoring (padding is excluded exactly as for
+        ``keep < 1``, so the ratio is continuous at 1)."""
+        candidates = valid & active
+        if keep >= 1.0:
+            # every candidate runs: no scores needed, ascending positions
+            scores = candidates.to(x.dtype)
+            counts = candidates.sum(1)
+        else:
+            scores = self._scores(x, valid)
+            counts = torch.minimum(keep_counts(keep, valid.sum(1)),
+                                   candidates.sum(1))
+        index, slot_mask = select_tokens(scores, counts, candidates)
+        return index, slot_mask, scores
+
+    def _scores(self, x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        """Token scores ``[R, N]``, averaged over time for a shared
+        selection."""
         scores = self.scorer(x, self.num_timesteps, valid)
         if self.num_timesteps > 1 and self.temporal_selection == 'shared':
             per_image = scores.view(self.num_timesteps, -1,
                                     scores.shape[1]).mean(0)
             scores = per_image.repeat(self.num_timesteps, 1)
-        candidates = valid & active
-        counts = torch.minimum(keep_counts(keep, valid.sum(1)),
-                               candidates.sum(1))
-        index, slot_mask = select_tokens(scores, counts, candidates)
-        return index, slot_mask, scores
+        return scores
 
     def forward(self, block: nn.Module, x: torch.Tensor, block_index: int,
                 stage_index: int, valid: torch.Tensor,
@@ -200,7 +213,9 @@ class TokenPruner(nn.Module):
         keep = self.keep_ratios[block_index]
         name = self.block_names[block_index]
         rows, channels, height, width = x.shape
-        if keep >= 1.0 and bool(active.all()):
+        if keep >= 1.0 and bool((active & valid).all()):
+            # no padding and nothing stopped: the dense block, bit for bit
+            # what gather / scatter at K = N computes
             out = block(x)
             self._record(TokenRecord(name, stage_index, keep,
                                      kept=active.view(rows, height, width),
@@ -216,11 +231,12 @@ class TokenPruner(nn.Module):
         kept = block.transform_tokens(kept, filler)
         out = self.restorer(tokens, kept, index, slot_mask)
         kept_map = index_to_mask(index, tokens.shape[2])
-        self._record(TokenRecord(name, stage_index, keep,
-                                 kept=kept_map.view(rows, height, width),
-                                 valid=valid.view(rows, height, width),
-                                 scores=scores.detach().view(
-                                     rows, height, width)))
+        self._record(TokenRecord(
+            name, stage_index, keep,
+            kept=kept_map.view(rows, height, width),
+            valid=valid.view(rows, height, width),
+            scores=None if keep >= 1.0 else scores.detach().view(
+                rows, height, width)))
         if self.mode == 'cumulative':
             active = kept_map
         return out.view(rows, channels, height, width), active

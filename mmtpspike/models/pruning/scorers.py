@@ -71,8 +71,15 @@ class TokenScorer(nn.Module):
                              f'got {normalize!r}')
         self.normalize = normalize
 
-    def raw_scores(self, x: torch.Tensor, num_timesteps: int) -> torch.Tensor:
-        """``[T * B, C, H, W]`` -> unnormalised ``[T * B, H * W]``."""
+    def raw_scores(self,
+                   x: torch.Tensor,
+                   num_timesteps: int,
+                   valid: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """``[T * B, C, H, W]`` -> unnormalised ``[T * B, H * W]``.
+
+        ``valid`` (``[T * B, H * W]`` bool or None) marks the tokens inside
+        each image; scorers that look at neighbours must ignore the others.
+        """
         raise NotImplementedError
 
     def forward(self,
@@ -90,23 +97,29 @@ class TokenScorer(nn.Module):
             Tensor: ``[T * B, H * W]`` normalised scores (higher = keep).
         """
         return normalize_scores(
-            self.raw_scores(x, num_timesteps), valid, self.normalize)
+            self.raw_scores(x, num_timesteps, valid), valid, self.normalize)
 
 
 @TOKEN_SCORERS.register_module()
 class SpatialScorer(TokenScorer):
     """Spatial information score ``S = 1 - cos(x, y)``.
 
-    ``variant='paper'``: ``y`` is the per-channel mean of the ``k x k``
-    window centred on the token (zero padding excluded from the mean), a
-    depthwise box filter: ``O(k^2 C N)`` adds plus ``3 C N`` MACs for the
-    cosine, never a dense ``C x C x k x k`` conv.
+    ``variant='paper'``: ``y`` is the per-channel mean of the valid tokens
+    in the ``k x k`` window centred on the token; positions outside the map
+    and tokens outside the image (mmdet / mmseg padding, given by ``valid``)
+    are excluded from the mean. A depthwise box filter: ``O(k^2 C N)`` adds
+    plus ``3 C N`` MACs for the cosine, never a dense ``C x C x k x k`` conv.
+    Zero-norm cases are defined: a token with ``|x| = 0`` carries nothing and
+    scores 0 (the lowest score, ``cos := 1``); a non-zero token whose window
+    mean is zero scores 1 (``cos := 0``).
 
     ``variant='reference'``: reproduces the public TP-Spikformer code, which
     convolves with a dense all-ones ``C x C x k x k`` kernel (zero padding):
     every channel of ``y`` is the window sum over *all* channels, so the score
     is ``1 - sign(Y) * sum_c(x_c) / (sqrt(C) |x|)``. Computed here at the same
-    cheap cost (channel sum + box filter), with identical results.
+    cheap cost (channel sum + box filter), with identical results. Tokens
+    outside the image count as zero padding, and zero-norm tokens score 1, as
+    in the public code (``cosine_similarity`` of a zero vector is 0).
 
     Args:
         window_size (int): ``k``, odd. Default: 3.
@@ -131,20 +144,31 @@ class SpatialScorer(TokenScorer):
         self.variant = variant
         self.eps = eps
 
-    def raw_scores(self, x: torch.Tensor, num_timesteps: int) -> torch.Tensor:
+    def _window_sum(self, x: torch.Tensor) -> torch.Tensor:
+        """Zero-padded ``k x k`` box sum per channel: ``[R, C, H, W]``."""
         k = self.window_size
-        if self.variant == 'paper':
-            local = F.avg_pool2d(
-                x, k, stride=1, padding=k // 2, count_include_pad=False)
-            dot = (x * local).sum(1)
-            norms = x.norm(dim=1) * local.norm(dim=1)
-            cos = dot / norms.clamp_min(self.eps)
-        else:
-            window_sum = F.avg_pool2d(
-                x.sum(1, keepdim=True), k, stride=1, padding=k // 2,
-                count_include_pad=True) * (k * k)
+        return F.avg_pool2d(x, k, stride=1, padding=k // 2,
+                            count_include_pad=True) * (k * k)
+
+    def raw_scores(self,
+                   x: torch.Tensor,
+                   num_timesteps: int,
+                   valid: Optional[torch.Tensor] = None) -> torch.Tensor:
+        if valid is not None:
+            valid = valid.view(x.shape[0], 1, *x.shape[2:]).to(x.dtype)
+            x = x * valid
+        if self.variant == 'reference':
+            window_sum = self._window_sum(x.sum(1, keepdim=True))
             cos = F.cosine_similarity(
                 x, window_sum.expand_as(x), dim=1, eps=self.eps)
+            return (1 - cos).flatten(1)
+        counts = self._window_sum(
+            torch.ones_like(x[:, :1]) if valid is None else valid)
+        local = self._window_sum(x) / counts.clamp_min(1)
+        x_norm, local_norm = x.norm(dim=1), local.norm(dim=1)
+        cos = (x * local).sum(1) / (x_norm * local_norm).clamp_min(self.eps)
+        cos = torch.where(local_norm > self.eps, cos, torch.zeros_like(cos))
+        cos = torch.where(x_norm > self.eps, cos, torch.ones_like(cos))
         return (1 - cos).flatten(1)
 
 
@@ -160,7 +184,10 @@ class TemporalScorer(TokenScorer):
         normalize (str): See :func:`normalize_scores`.
     """
 
-    def raw_scores(self, x: torch.Tensor, num_timesteps: int) -> torch.Tensor:
+    def raw_scores(self,
+                   x: torch.Tensor,
+                   num_timesteps: int,
+                   valid: Optional[torch.Tensor] = None) -> torch.Tensor:
         seq = x.view(num_timesteps, -1, *x.shape[1:])
         previous = torch.cat([torch.zeros_like(seq[:1]), seq[:-1]])
         return (seq - previous).abs().mean(2).flatten(2).flatten(0, 1)
@@ -224,7 +251,10 @@ class RandomScorer(TokenScorer):
         self.seed = seed
         self.generator = torch.Generator().manual_seed(seed)
 
-    def raw_scores(self, x: torch.Tensor, num_timesteps: int) -> torch.Tensor:
+    def raw_scores(self,
+                   x: torch.Tensor,
+                   num_timesteps: int,
+                   valid: Optional[torch.Tensor] = None) -> torch.Tensor:
         scores = torch.rand(
             x.shape[0], x.shape[2] * x.shape[3], generator=self.generator)
         return scores.to(device=x.device, dtype=x.dtype)
@@ -238,5 +268,8 @@ class L2NormScorer(TokenScorer):
         normalize (str): See :func:`normalize_scores`.
     """
 
-    def raw_scores(self, x: torch.Tensor, num_timesteps: int) -> torch.Tensor:
+    def raw_scores(self,
+                   x: torch.Tensor,
+                   num_timesteps: int,
+                   valid: Optional[torch.Tensor] = None) -> torch.Tensor:
         return x.norm(dim=1).flatten(1)

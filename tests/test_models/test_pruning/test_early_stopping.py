@@ -19,10 +19,13 @@ def pair(keep, **pruning):
 
 
 @pytest.mark.parametrize('size', [(64, 64), (96, 64), (64, 160), (97, 161)])
-def test_keep_one_is_bitwise_dense(size):
+@pytest.mark.parametrize('padded', [False, True])
+def test_keep_one_is_bitwise_dense(size, padded):
     dense, pruned = pair(1.0)
     x = torch.randn(2, 3, *size)
-    pruned.set_img_shapes([size, (size[0] - 20, size[1] - 9)])
+    shapes = [size, (size[0] - 20, size[1] - 9) if padded else size]
+    dense.set_img_shapes(shapes)
+    pruned.set_img_shapes(shapes)
     for a, b in zip(dense(x), pruned(x)):
         assert torch.equal(a, b)
 

@@ -97,3 +97,51 @@ def test_l2_norm_scorer_ranks_by_magnitude():
 def test_bad_scorer_arguments(kwargs):
     with pytest.raises(ValueError):
         SpatialScorer(**kwargs)
+
+
+def _valid_box(rows, cols, height, width):
+    valid = torch.zeros(1, height, width, dtype=torch.bool)
+    valid[:, :rows, :cols] = True
+    return valid.flatten(1)
+
+
+@pytest.mark.parametrize('variant', ['paper', 'reference'])
+def test_window_ignores_tokens_outside_the_image(variant):
+    """Scores of valid tokens do not depend on what the padding holds."""
+    torch.manual_seed(0)
+    valid = _valid_box(4, 5, 6, 8)
+    x = torch.randn(1, 8, 6, 8)
+    other = x.clone()
+    other[..., 4:, :] = torch.randn_like(other[..., 4:, :]) * 5
+    other[..., :, 5:] = 3.0
+    scorer = SpatialScorer(3, variant=variant, normalize='none')
+    a, b = scorer(x, 1, valid), scorer(other, 1, valid)
+    torch.testing.assert_close(a[valid], b[valid])
+
+
+def test_border_window_mean_counts_only_valid_neighbours():
+    torch.manual_seed(0)
+    valid = _valid_box(3, 3, 5, 5)
+    x = torch.randn(1, 4, 5, 5)
+    scores = SpatialScorer(3, normalize='none')(x, 1, valid).view(5, 5)
+    # token (2, 2) is the valid corner: its window holds 4 valid tokens
+    local = x[0, :, 1:3, 1:3].flatten(1).mean(1)
+    expected = 1 - F.cosine_similarity(x[0, :, 2, 2], local, dim=0)
+    assert scores[2, 2].item() == pytest.approx(expected.item(), abs=1e-5)
+
+
+def test_zero_norm_tokens_have_defined_scores():
+    x = torch.zeros(1, 4, 3, 3)
+    x[0, :, 0, 0] = torch.tensor([1., -2., 0.5, 3.])
+    x[0, :, 2, 2] = torch.tensor([1., 1., 1., 1.])
+    x[0, :, 2, 0] = torch.tensor([1., 0., 0., 0.])
+    x[0, :, 2, 1] = torch.tensor([-1., 0., 0., 0.])
+    scores = SpatialScorer(3, normalize='none')(x).view(3, 3)
+    assert torch.isfinite(scores).all()
+    # an all-zero token carries nothing: the lowest score
+    assert scores[1, 1].item() == 0 and scores[0, 2].item() == 0
+    assert scores.min().item() >= -1e-6
+    # (2, 0)'s window {(1, 0), (1, 1), (2, 0), (2, 1)} has mean zero: a
+    # non-zero token next to an empty neighbourhood scores 1 (cos := 0)
+    assert scores[2, 0].item() == pytest.approx(1.0)
+    assert scores[2, 1].item() == pytest.approx(1.5)
