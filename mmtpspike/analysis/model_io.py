@@ -8,8 +8,9 @@ import numpy as np
 import torch
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
+from mmengine.structures import BaseDataElement
 
-from mmtpspike.utils.launch import SetupError, load_config
+from mmtpspike.utils.config import SetupError, load_config
 
 IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp')
 DEFAULT_PRUNING = dict(keep_ratios=1.0, scorer=dict(type='IRToPScorer'))
@@ -108,14 +109,30 @@ def read_image(path: str) -> np.ndarray:
 
 def to_input(images: Sequence[np.ndarray], shape: Tuple[int, int],
              model: torch.nn.Module) -> torch.Tensor:
-    """Resize BGR images to ``shape`` and normalise as the model's data
-    preprocessor does. Returns ``[B, 3, H, W]``."""
+    """Resize BGR images to ``shape`` and run them through the model's data
+    preprocessor in test mode (channel order, normalisation).
+
+    The preprocessor may pad the batch at the bottom / right to its size
+    divisor; that padding is cropped off, so the result is exactly ``shape``.
+
+    Args:
+        images (Sequence[np.ndarray]): BGR uint8 ``[H, W, 3]`` images.
+        shape (tuple[int, int]): Output ``(H, W)``.
+        model (torch.nn.Module): An mmengine model (with a
+            ``data_preprocessor``).
+
+    Returns:
+        torch.Tensor: ``[B, 3, H, W]`` model inputs.
+    """
     height, width = shape
-    batch = np.stack([mmcv.imresize(img, (width, height)) for img in images])
-    tensor = torch.from_numpy(batch).permute(0, 3, 1, 2).float()
-    preprocessor = getattr(model, 'data_preprocessor', None)
-    if getattr(preprocessor, '_channel_conversion', False):
-        tensor = tensor[:, [2, 1, 0]]
-    if getattr(preprocessor, '_enable_normalize', False):
-        tensor = (tensor - preprocessor.mean) / preprocessor.std
-    return tensor
+    inputs = [
+        torch.from_numpy(mmcv.imresize(img, (width, height))).permute(2, 0, 1)
+        for img in images
+    ]
+    samples = [
+        BaseDataElement(metainfo=dict(img_shape=shape, ori_shape=shape))
+        for _ in images
+    ]
+    data = model.data_preprocessor(
+        dict(inputs=inputs, data_samples=samples), False)
+    return data['inputs'][:, :, :height, :width]

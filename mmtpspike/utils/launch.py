@@ -11,34 +11,13 @@ import os
 import os.path as osp
 import re
 import sys
-from typing import Callable, Iterator, Optional, Tuple
+from typing import Callable, Iterator, Tuple
 
 from mmengine.config import Config, DictAction
 
-SCOPES = ('mmdet', 'mmseg')
+from mmtpspike.utils.config import SetupError, load_config  # noqa: F401
+
 LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
-
-
-class SetupError(RuntimeError):
-    """Bad input detected before training / testing starts."""
-
-
-def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
-    """Load a config, apply ``--cfg-options`` and check its scope.
-
-    Raises:
-        SetupError: missing file or an unsupported ``default_scope``.
-    """
-    if not osp.isfile(path):
-        raise SetupError(f'config file not found: {path}')
-    cfg = Config.fromfile(path)
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
-    scope = cfg.get('default_scope')
-    if scope not in SCOPES:
-        raise SetupError(f"config {path} has default_scope={scope!r}; "
-                         f"mmtpspike tools support {SCOPES}")
-    return cfg
 
 
 def _datasets(cfg: Config) -> Iterator[Tuple[str, dict]]:
