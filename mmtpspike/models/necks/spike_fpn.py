@@ -2,10 +2,16 @@
 from typing import Tuple
 
 import torch
-from mmdet.models.necks import FPN
 
-from mmtpspike.registry import register_model
+from mmtpspike.registry import INSTALLED_TASK_PACKAGES, register_model
 from ..layers.spike_neurons import build_spike_neuron
+
+# A segmentation-only install uses mmseg's FPN: the same layers and
+# parameter names (only its ``end_level`` counts exclusively).
+if 'mmdet' in INSTALLED_TASK_PACKAGES:
+    from mmdet.models.necks import FPN
+else:
+    from mmseg.models.necks import FPN
 
 
 def _spike_input(conv_module, args: Tuple[torch.Tensor]) -> tuple:
