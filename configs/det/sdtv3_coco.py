@@ -5,36 +5,13 @@ _base_ = [
     'mmdet::_base_/models/mask-rcnn_r50_fpn.py',
     'mmdet::_base_/datasets/coco_instance.py',
     'mmdet::_base_/schedules/schedule_1x.py',
-    'mmdet::_base_/default_runtime.py'
+    'mmdet::_base_/default_runtime.py', '../_base_/models/sdtv3_l.py'
 ]
-custom_imports = dict(imports=['mmtpspike'], allow_failed_imports=False)
-
-# Official SDT-V3 ImageNet checkpoint, supplied by the user (relative to the
-# working directory). When the file is absent the backbone trains from scratch
-# with a warning.
-pretrained = 'checkpoints/sdtv3_l_imagenet.pth'
-embed_dims = [64, 128, 256, 360]
-# stage4_stride=2 gives a true stride-32 P5, matching the stock anchor strides
-# [4, 8, 16, 32, 64] and RoI featmap strides [4, 8, 16, 32] below. (The public
-# code uses stride 1 but declares 32.)
-strides = [4, 8, 16, 32]
+strides = _base_.strides
 
 model = dict(
-    backbone=dict(
-        _delete_=True,
-        type='SDTV3',
-        embed_dims=embed_dims,
-        stage4_stride=2,
-        out_indices=(0, 1, 2, 3),
-        drop_path_rate=0.1,
-        init_cfg=dict(type='Pretrained', checkpoint=pretrained)),
-    # stock FPN instead: neck=dict(_delete_=True, type='FPN', ...same args)
-    neck=dict(
-        _delete_=True,
-        type='SpikeFPN',
-        in_channels=embed_dims,
-        out_channels=256,
-        num_outs=5),
+    backbone=dict(_delete_=True, **_base_.sdtv3_l),
+    neck=dict(_delete_=True, num_outs=5, **_base_.spike_fpn),
     rpn_head=dict(
         anchor_generator=dict(strides=strides + [strides[-1] * 2])),
     roi_head=dict(
@@ -60,8 +37,3 @@ optim_wrapper = dict(
     optimizer=dict(
         type='AdamW', lr=2e-4, betas=(0.9, 0.999), weight_decay=0.05),
     paramwise_cfg=dict(norm_decay_mult=0.))
-
-custom_hooks = [
-    dict(type='PaddingAwarePruningHook'),
-    dict(type='TokenStatsHook', interval=50),
-]

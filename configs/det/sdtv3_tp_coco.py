@@ -3,17 +3,6 @@
 # Training-free use: evaluate a dense checkpoint with this config, e.g.
 #   python tools/test.py configs/det/sdtv3_tp_coco.py dense.pth \
 #       --cfg-options model.backbone.pruning.keep_ratios=0.56
-_base_ = './sdtv3_coco.py'
+_base_ = ['./sdtv3_coco.py', '../_base_/pruning/tp_78.py']
 
-model = dict(
-    backbone=dict(
-        pruning=dict(
-            keep_ratios=0.78,
-            scorer=dict(
-                type='IRToPScorer',
-                spatial_weight=1.0,
-                temporal_weight=1.0,
-                window_size=3,
-                variant='paper'),
-            mode='per_block',
-            restorer=dict(type='CarryOverRestorer'))))
+model = dict(backbone=dict(pruning=_base_.pruning))

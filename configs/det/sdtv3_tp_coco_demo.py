@@ -2,11 +2,6 @@
 # stopping at 78 % retention. Training-free: evaluate a dense demo checkpoint
 #   python tools/test.py configs/det/sdtv3_tp_coco_demo.py dense.pth \
 #       --cfg-options model.backbone.pruning.keep_ratios=0.56
-_base_ = './sdtv3_coco_demo.py'
+_base_ = ['./sdtv3_coco_demo.py', '../_base_/pruning/tp_78.py']
 
-model = dict(
-    backbone=dict(
-        pruning=dict(
-            keep_ratios=0.78,
-            scorer=dict(type='IRToPScorer'),
-            mode='per_block')))
+model = dict(backbone=dict(pruning=_base_.pruning))

@@ -4,40 +4,18 @@
 _base_ = [
     'mmseg::_base_/models/fpn_r50.py', 'mmseg::_base_/datasets/ade20k.py',
     'mmseg::_base_/default_runtime.py',
-    'mmseg::_base_/schedules/schedule_160k.py'
+    'mmseg::_base_/schedules/schedule_160k.py', '../_base_/models/sdtv3_l.py'
 ]
-custom_imports = dict(imports=['mmtpspike'], allow_failed_imports=False)
-
-# Official SDT-V3 ImageNet checkpoint, supplied by the user; when the file is
-# absent the backbone trains from scratch with a warning.
-pretrained = 'checkpoints/sdtv3_l_imagenet.pth'
-embed_dims = [64, 128, 256, 360]
 crop_size = (512, 512)
-# stage4_stride=2: the four maps have strides 4, 8, 16, 32, as FPNHead's
-# feature_strides declare.
-strides = [4, 8, 16, 32]
 
 data_preprocessor = dict(size=crop_size)
 model = dict(
     data_preprocessor=data_preprocessor,
     pretrained=None,
-    backbone=dict(
-        _delete_=True,
-        type='SDTV3',
-        embed_dims=embed_dims,
-        stage4_stride=2,
-        out_indices=(0, 1, 2, 3),
-        drop_path_rate=0.1,
-        init_cfg=dict(type='Pretrained', checkpoint=pretrained)),
-    # stock FPN instead: neck=dict(_delete_=True, type='FPN', ...same args)
-    neck=dict(
-        _delete_=True,
-        type='SpikeFPN',
-        in_channels=embed_dims,
-        out_channels=256,
-        num_outs=4),
+    backbone=dict(_delete_=True, **_base_.sdtv3_l),
+    neck=dict(_delete_=True, num_outs=4, **_base_.spike_fpn),
     decode_head=dict(
-        feature_strides=strides, dropout_ratio=0.1, num_classes=150))
+        feature_strides=_base_.strides, dropout_ratio=0.1, num_classes=150))
 
 optim_wrapper = dict(
     _delete_=True,
@@ -58,8 +36,3 @@ param_scheduler = [
         by_epoch=False)
 ]
 train_dataloader = dict(batch_size=4)
-
-custom_hooks = [
-    dict(type='PaddingAwarePruningHook'),
-    dict(type='TokenStatsHook', interval=50),
-]

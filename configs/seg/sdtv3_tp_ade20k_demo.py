@@ -2,11 +2,6 @@
 # 56 % retention. Training-free: evaluate a dense demo checkpoint with
 #   python tools/test.py configs/seg/sdtv3_tp_ade20k_demo.py dense.pth \
 #       --cfg-options model.backbone.pruning.keep_ratios=0.78
-_base_ = './sdtv3_ade20k_demo.py'
+_base_ = ['./sdtv3_ade20k_demo.py', '../_base_/pruning/tp_56.py']
 
-model = dict(
-    backbone=dict(
-        pruning=dict(
-            keep_ratios=0.56,
-            scorer=dict(type='IRToPScorer'),
-            mode='per_block')))
+model = dict(backbone=dict(pruning=_base_.pruning))

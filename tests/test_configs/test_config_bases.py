@@ -1,0 +1,46 @@
+"""Every det / seg config takes its backbone and pruning block from the
+shared bases in configs/_base_/."""
+import glob
+import os
+
+import pytest
+from mmengine.config import Config
+
+CONFIG_DIR = os.path.join(os.path.dirname(__file__), '..', '..', 'configs')
+CONFIGS = sorted(
+    glob.glob(os.path.join(CONFIG_DIR, 'det', '*.py')) +
+    glob.glob(os.path.join(CONFIG_DIR, 'seg', '*.py')))
+# what the M and demo variants override on top of the shared L backbone
+VARIANT_KEYS = {'embed_dims', 'drop_path_rate', 'init_cfg'}
+# retention of the TP configs: the paper's settings for each task
+PRUNING_BASE = {'det': 'tp_78.py', 'seg': 'tp_56.py'}
+
+
+def base(*parts):
+    return Config.fromfile(os.path.join(CONFIG_DIR, '_base_', *parts))
+
+
+@pytest.mark.parametrize('path', CONFIGS, ids=os.path.basename)
+def test_backbone_and_pruning_come_from_the_bases(path):
+    shared = base('models', 'sdtv3_l.py')
+    backbone = Config.fromfile(path).model.backbone.to_dict()
+    pruning = backbone.pop('pruning', None)
+    differing = {
+        key
+        for key in set(backbone) | set(shared.sdtv3_l)
+        if backbone.get(key) != shared.sdtv3_l.get(key)
+    }
+    assert differing <= VARIANT_KEYS
+    if os.path.basename(path).startswith('sdtv3_tp_'):
+        task = os.path.basename(os.path.dirname(path))
+        assert pruning == base('pruning', PRUNING_BASE[task]).pruning
+    else:
+        assert pruning is None
+
+
+def test_pruning_bases_differ_only_in_keep_ratio():
+    tp_78 = base('pruning', 'tp_78.py').pruning.to_dict()
+    tp_56 = base('pruning', 'tp_56.py').pruning.to_dict()
+    assert tp_78.pop('keep_ratios') == 0.78
+    assert tp_56.pop('keep_ratios') == 0.56
+    assert tp_78 == tp_56
