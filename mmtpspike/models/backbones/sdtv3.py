@@ -101,7 +101,7 @@ class SDTV3(BaseModule):
     }
     num_conv_stages = 2
     pruning_keys = ('keep_ratios', 'scorer', 'mode', 'temporal_selection',
-                    'restorer')
+                    'restorer', 'score_on')
 
     def __init__(self,
                  arch: str = 'l',

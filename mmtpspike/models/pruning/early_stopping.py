@@ -1,10 +1,12 @@
 """Block-level early stopping of low-score tokens (TP-Spikformer IR-Arc).
 
-:class:`TokenPruner` wraps the transformer blocks of a backbone: in each
-block the spatial mixer runs on the full map, then every image keeps its
-``ceil(keep * N_valid)`` best-scoring tokens, only those go through attention
-and MLP (gathered into a flat ``[R, C, K]`` tensor), and the restorer puts
-them back. Nothing is deleted; stopped tokens keep their values.
+:class:`TokenPruner` wraps the transformer blocks of a backbone: every
+image keeps the ``ceil(keep * N_valid)`` best-scoring tokens of the block's
+input (as in the paper; ``score_on='mixed'`` scores after the mixer), the
+spatial SepConv mixer runs on the full map, only the kept tokens go through
+attention and MLP (gathered into a flat ``[R, C, K]`` tensor), and the
+restorer puts them back. Nothing is deleted; stopped tokens keep their
+values.
 """
 from collections import OrderedDict
 from typing import Callable, List, Optional, Sequence, Tuple, Union
@@ -18,6 +20,7 @@ from .restore import TokenRecord
 from .selection import index_to_mask, keep_counts, select_tokens
 
 MODES = ('per_block', 'cumulative')
+SCORE_ON = ('input', 'mixed')
 TEMPORAL_SELECTIONS = ('shared', 'per_timestep')
 
 
@@ -101,7 +104,14 @@ class TokenPruner(nn.Module):
             from scores averaged over time, required by stateful neurons) or
             ``'per_timestep'``.
         restorer (dict): Restorer config. Default: CarryOverRestorer.
+        score_on (str): Which tensor is scored: ``'input'`` (default), the
+            block's input ``X^(l-1)`` as in the paper and the public code;
+            ``'mixed'``, the residual stream after the SepConv mixer (what
+            attention receives).
         num_timesteps (int): ``T``.
+
+    Tokens with equal scores are ranked by position, lowest token index
+    first, so a selection never depends on the sort implementation.
     """
 
     def __init__(self,
@@ -112,6 +122,7 @@ class TokenPruner(nn.Module):
                  mode: str = 'per_block',
                  temporal_selection: str = 'shared',
                  restorer: Optional[dict] = None,
+                 score_on: str = 'input',
                  num_timesteps: int = 1) -> None:
         super().__init__()
         if mode not in MODES:
@@ -121,6 +132,10 @@ class TokenPruner(nn.Module):
             raise ValueError('pruning.temporal_selection must be one of '
                              f'{TEMPORAL_SELECTIONS}, got '
                              f'{temporal_selection!r}')
+        if score_on not in SCORE_ON:
+            raise ValueError(f'pruning.score_on must be one of {SCORE_ON}, '
+                             f'got {score_on!r}')
+        self.score_on = score_on
         self.block_names = list(block_names)
         self.blocks_per_stage = list(blocks_per_stage)
         self.keep_ratios = expand_keep_ratios(keep_ratios,
@@ -221,9 +236,13 @@ class TokenPruner(nn.Module):
                                      kept=active.view(rows, height, width),
                                      valid=valid.view(rows, height, width)))
             return out, active
-        x = block.mix(x)
+        if self.score_on == 'input':
+            index, slot_mask, scores = self._select(x, keep, valid, active)
+            x = block.mix(x)
+        else:
+            x = block.mix(x)
+            index, slot_mask, scores = self._select(x, keep, valid, active)
         tokens = x.flatten(2)
-        index, slot_mask, scores = self._select(x, keep, valid, active)
         gather_index = index.clamp(max=tokens.shape[2] - 1)
         kept = tokens.gather(
             2, gather_index.unsqueeze(1).expand(-1, channels, -1))

@@ -58,7 +58,8 @@ def keep_counts(keep_ratio: float, num_valid: torch.Tensor) -> torch.Tensor:
 def select_tokens(scores: torch.Tensor, counts: torch.Tensor,
                   candidates: torch.Tensor
                   ) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Pick the ``counts[r]`` highest-scoring candidate tokens of each row.
+    """Pick the ``counts[r]`` highest-scoring candidate tokens of each row;
+    ties go to the lower token index.
 
     Rows may keep different numbers of tokens; the result has ``K =
     max(counts)`` slots per row, padded with *filler* slots whose index is
@@ -77,7 +78,9 @@ def select_tokens(scores: torch.Tensor, counts: torch.Tensor,
     num_tokens = scores.shape[1]
     num_slots = int(counts.max())
     masked = scores.masked_fill(~candidates, float('-inf'))
-    index = masked.topk(num_slots, dim=1, sorted=True).indices
+    # a stable sort ranks equal scores by position (lowest index first)
+    index = masked.sort(dim=1, descending=True, stable=True).indices[
+        :, :num_slots]
     ranks = torch.arange(num_slots, device=scores.device)
     slot_mask = ranks[None] < counts[:, None]
     index = index.masked_fill(~slot_mask, num_tokens).sort(dim=1).values
