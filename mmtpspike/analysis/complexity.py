@@ -5,7 +5,8 @@
 * convolutions (``Conv1d`` / ``Conv2d``, including the 1x1 convs of
   attention and MLP, which see only the kept tokens when pruning);
 * the attention matmuls of :class:`SpikeAttention` (``q (k^T v)``:
-  ``2 N C C_v / h``; ``(q k^T) v``: ``N^2 (C + C_v)``);
+  ``(N + M) C C_v / h`` for ``N`` queries over ``M`` keys, ``M = N`` unless
+  stopped tokens give context; ``(q k^T) v``: ``N M (C + C_v)``);
 * the token scorers (box filter ``k^2 C N`` adds + cosine ``3 C N``; temporal
   ``C N``), so pruning pays for its own overhead.
 
@@ -28,7 +29,7 @@ for the attention matmuls the spike operand on the left (``k`` in ``k^T v``,
 (MACs).
 """
 from collections import defaultdict
-from typing import Dict
+from typing import Dict, Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -47,13 +48,34 @@ def conv_macs(conv: nn.Module, output: torch.Tensor) -> int:
     return output.numel() * (conv.in_channels // conv.groups) * kernel
 
 
-def attention_matmul_macs(attn: SpikeAttention, tokens: torch.Tensor) -> int:
-    """MACs of the two attention matmuls for ``tokens: [B, C, N]``."""
-    batch, channels, num_tokens = tokens.shape
+def attention_matmul_parts(
+        attn: SpikeAttention,
+        tokens: torch.Tensor,
+        context: Optional[torch.Tensor] = None) -> Tuple[int, int]:
+    """MACs of the attention matmuls for ``tokens: [B, C, N]`` querying
+    ``context: [B, C, M]`` (default: the tokens themselves), split by the
+    spike operand that drives them: ``(k side, q side)``.
+
+    Linear order: ``k^T v`` (``M C C_v / h``, reads k spikes) and
+    ``q (k^T v)`` (``N C C_v / h``, reads q spikes). Quadratic order:
+    ``N M (C + C_v)`` in all, split in halves.
+    """
+    batch, channels, num_queries = tokens.shape
+    num_keys = num_queries if context is None else context.shape[2]
     v_channels = attn.v_conv[0].out_channels
     if attn.attention_order == 'linear':
-        return 2 * batch * num_tokens * channels * v_channels // attn.num_heads
-    return batch * num_tokens * num_tokens * (channels + v_channels)
+        per_token = batch * channels * v_channels // attn.num_heads
+        return num_keys * per_token, num_queries * per_token
+    total = batch * num_queries * num_keys * (channels + v_channels)
+    return total // 2, total - total // 2
+
+
+def attention_matmul_macs(attn: SpikeAttention,
+                          tokens: torch.Tensor,
+                          context: Optional[torch.Tensor] = None) -> int:
+    """MACs of the two attention matmuls (see
+    :func:`attention_matmul_parts`)."""
+    return sum(attention_matmul_parts(attn, tokens, context))
 
 
 def scorer_macs(scorer: nn.Module, x: torch.Tensor, num_timesteps: int) -> int:
@@ -144,11 +166,12 @@ class MacCounter:
             return count_conv
         if isinstance(module, SpikeAttention):
             def count_attention(mod, args, out):
-                macs = attention_matmul_macs(mod, args[0])
-                self.by_module[name + '.matmul'] += macs
-                counts = sum(self._spike_means[(name, id(neuron))]
-                             for neuron in (mod.q_spike, mod.k_spike))
-                self.sops_by_module[name + '.matmul'] += macs / 2 * counts
+                context = args[2] if len(args) > 2 else None
+                k_macs, q_macs = attention_matmul_parts(mod, args[0], context)
+                self.by_module[name + '.matmul'] += k_macs + q_macs
+                self.sops_by_module[name + '.matmul'] += (
+                    k_macs * self._spike_means[(name, id(mod.k_spike))] +
+                    q_macs * self._spike_means[(name, id(mod.q_spike))])
             return count_attention
         if isinstance(module, (IRToPScorer, SpatialScorer, TemporalScorer,
                                RandomScorer)) and not name.endswith(

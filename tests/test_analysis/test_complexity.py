@@ -89,5 +89,24 @@ def test_attention_sops_follow_the_q_and_k_neurons():
     name = 'stages.2.blocks.0.attn.matmul'
     counts = 4 * (seen['q_spike'].mean() + seen['k_spike'].mean())
     assert counter.sops_by_module[name] > 0
+    # q (k^T v): the two matmuls have equal MACs when every token queries
     assert counter.sops_by_module[name] == pytest.approx(
         counter.by_module[name] / 2 * float(counts), rel=1e-5)
+
+
+def test_context_attention_counts_keys_over_the_whole_map():
+    keep, height, width = 0.5, 96, 160
+    image = torch.randn(1, 3, height, width)
+    kept_only = SDTV3(**TINY, pruning=dict(keep_ratios=keep)).eval()
+    context = SDTV3(**TINY, pruning=dict(
+        keep_ratios=keep, attention_context='all')).eval()
+    extra = count_macs(context, image).total - count_macs(
+        kept_only, image).total
+    expected = 0
+    for channels, depth in [(96, 2), (128, 1)]:
+        tokens = 6 * 10
+        stopped = tokens - math.ceil(keep * tokens)
+        # stopped tokens add their k and v convs (C^2 + 4 C^2), the head
+        # neuron, and k^T v terms (C * 4C / 8 heads)
+        expected += depth * stopped * (5 * channels**2 + channels**2 // 2)
+    assert extra == expected

@@ -225,13 +225,21 @@ class SpikeAttention(BaseModule):
 
     def forward(self,
                 tokens: torch.Tensor,
-                token_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+                token_mask: Optional[torch.Tensor] = None,
+                context: Optional[torch.Tensor] = None,
+                context_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Attend over tokens.
 
         Args:
-            tokens (Tensor): ``[B, C, N]``.
+            tokens (Tensor): ``[B, C, N]`` queries (and keys / values unless
+                ``context`` is given).
             token_mask (Tensor, optional): ``[B, N]`` bool; False marks filler
                 slots that must not contribute to any other token's output.
+            context (Tensor, optional): ``[B, C, M]`` tokens that give the
+                keys and values instead of ``tokens`` (e.g. all tokens of the
+                map while only kept tokens query).
+            context_mask (Tensor, optional): ``[B, M]`` bool; False marks
+                context tokens that must not contribute (padding).
 
         Returns:
             Tensor: ``[B, C, N]``.
@@ -239,6 +247,9 @@ class SpikeAttention(BaseModule):
         batch, _, num_tokens = tokens.shape
         x = self.head_spike(tokens).unsqueeze(-1)
         q = self.q_spike(self.q_conv(x)).squeeze(-1)
+        if context is not None:
+            x = self.head_spike(context).unsqueeze(-1)
+            token_mask = context_mask
         k = self.k_spike(self.k_conv(x)).squeeze(-1)
         v = self.v_spike(self.v_conv(x)).squeeze(-1)
         if token_mask is not None:
@@ -330,13 +341,30 @@ class SpikeTransformerBlock(BaseModule):
         """SepConv residual on the full map: ``[B, C, H, W]`` -> same."""
         return x + self.drop_path(self.sep_conv(x))
 
+    def attention_residual(
+            self,
+            tokens: torch.Tensor,
+            token_mask: Optional[torch.Tensor] = None,
+            context: Optional[torch.Tensor] = None,
+            context_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Attention residual: ``[B, C, N]`` -> ``[B, C, N]`` (see
+        :meth:`SpikeAttention.forward` for the masks and the context)."""
+        return tokens + self.drop_path(
+            self.attn(tokens, token_mask, context, context_mask))
+
+    def mlp_residual(self, tokens: torch.Tensor) -> torch.Tensor:
+        """MLP residual, token-wise: ``[B, C, N]`` -> ``[B, C, N]``."""
+        return tokens + self.drop_path(self.mlp(tokens))
+
     def transform_tokens(
             self,
             tokens: torch.Tensor,
-            token_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+            token_mask: Optional[torch.Tensor] = None,
+            context: Optional[torch.Tensor] = None,
+            context_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Attention + MLP residuals: ``[B, C, N]`` -> ``[B, C, N]``."""
-        tokens = tokens + self.drop_path(self.attn(tokens, token_mask))
-        return tokens + self.drop_path(self.mlp(tokens))
+        return self.mlp_residual(self.attention_residual(
+            tokens, token_mask, context, context_mask))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Dense block: ``[B, C, H, W]`` -> ``[B, C, H, W]``."""

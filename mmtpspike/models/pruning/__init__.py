@@ -1,13 +1,16 @@
 from .early_stopping import TokenPruner, expand_keep_ratios
-from .restore import CarryOverRestorer, TokenRecord, TokenRestorer
+from .restore import (CarryOverRestorer, NeighbourUpdateRestorer, Selection,
+                      TokenRecord, TokenRestorer, ZeroRestorer)
 from .scorers import (IRToPScorer, L2NormScorer, RandomScorer, SpatialScorer,
                       TemporalScorer, TokenScorer, normalize_scores)
-from .selection import (index_to_mask, keep_counts, select_tokens,
-                        valid_token_mask)
+from .selection import (index_to_mask, keep_counts, mass_counts,
+                        select_tokens, valid_token_mask)
 
 __all__ = [
-    'TokenPruner', 'expand_keep_ratios', 'CarryOverRestorer', 'TokenRecord',
-    'TokenRestorer', 'IRToPScorer', 'L2NormScorer', 'RandomScorer',
+    'TokenPruner', 'expand_keep_ratios', 'CarryOverRestorer',
+    'NeighbourUpdateRestorer', 'Selection', 'TokenRecord', 'TokenRestorer',
+    'ZeroRestorer', 'IRToPScorer', 'L2NormScorer', 'RandomScorer',
     'SpatialScorer', 'TemporalScorer', 'TokenScorer', 'normalize_scores',
-    'index_to_mask', 'keep_counts', 'select_tokens', 'valid_token_mask'
+    'index_to_mask', 'keep_counts', 'mass_counts', 'select_tokens',
+    'valid_token_mask'
 ]

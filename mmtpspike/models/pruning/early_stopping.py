@@ -16,22 +16,25 @@ import torch.nn as nn
 from torch.utils.hooks import RemovableHandle
 
 from mmtpspike.registry import TOKEN_RESTORERS, TOKEN_SCORERS
-from .restore import TokenRecord
-from .selection import index_to_mask, keep_counts, select_tokens
+from .restore import Selection, TokenRecord, gather_tokens
+from .selection import keep_counts, mass_counts, select_tokens
 
 MODES = ('per_block', 'cumulative')
 SCORE_ON = ('input', 'mixed')
+ATTENTION_CONTEXTS = ('kept', 'all')
 TEMPORAL_SELECTIONS = ('shared', 'per_timestep')
 
 
 def expand_keep_ratios(keep_ratios: Union[float, Sequence[float]],
-                       blocks_per_stage: Sequence[int]) -> List[float]:
+                       blocks_per_stage: Sequence[int],
+                       field: str = 'pruning.keep_ratios') -> List[float]:
     """Expand keep ratios to one value per transformer block.
 
     Args:
         keep_ratios (float | list[float]): one value for all blocks, one per
             transformer stage, or one per transformer block.
         blocks_per_stage (list[int]): transformer blocks of each stage.
+        field (str): config field named in errors.
 
     Returns:
         list[float]: one ratio per block, each in ``(0, 1]``.
@@ -51,13 +54,13 @@ def expand_keep_ratios(keep_ratios: Union[float, Sequence[float]],
                       for _ in range(n)]
         else:
             raise ValueError(
-                f'pruning.keep_ratios has {len(values)} values; give one '
+                f'{field} has {len(values)} values; give one '
                 f'float, {len(blocks_per_stage)} (one per transformer stage) '
                 f'or {num_blocks} (one per transformer block)')
     for ratio in ratios:
         if not 0 < ratio <= 1:
             raise ValueError(
-                f'pruning.keep_ratios values must be in (0, 1], got {ratio}')
+                f'{field} values must be in (0, 1], got {ratio}')
     return ratios
 
 
@@ -78,8 +81,40 @@ def _build(registry, cfg: dict, field: str) -> nn.Module:
     return cls(**args)
 
 
+
+def _check_dynamic(dynamic: Optional[dict]) -> Optional[dict]:
+    """Validate ``pruning.dynamic``; returns it with defaults filled in."""
+    if dynamic is None:
+        return None
+    allowed = {'mass', 'min_ratio', 'max_ratio'}
+    if not isinstance(dynamic, dict) or set(dynamic) - allowed:
+        raise ValueError(f'pruning.dynamic must be a dict with keys '
+                         f'{sorted(allowed)}, got {dynamic!r}')
+    cfg = dict(dict(mass=0.9, min_ratio=0.25, max_ratio=1.0), **dynamic)
+    if not 0 < cfg['mass'] <= 1:
+        raise ValueError(f'pruning.dynamic.mass must be in (0, 1], got '
+                         f'{cfg["mass"]}')
+    if not 0 < cfg['min_ratio'] <= cfg['max_ratio'] <= 1:
+        raise ValueError('pruning.dynamic needs 0 < min_ratio <= max_ratio '
+                         f'<= 1, got {cfg}')
+    return cfg
+
+
 class TokenPruner(nn.Module):
     """Training-free token pruning with block-level early stopping.
+
+    In each block every image keeps its best-scoring tokens; only those go
+    through attention and MLP, the others stop early and keep their values
+    (or what the restorer gives them). Options beyond the paper, each off by
+    default:
+
+    * ``attention_context='all'``: stopped tokens still give keys and values
+      to the linear attention's ``k^T v`` (queries, projection and MLP run
+      for kept tokens only), so kept tokens see the whole image.
+    * ``mlp_keep_ratios``: the MLP keeps its own share of tokens (chosen by
+      the same scores), e.g. more than attention.
+    * ``dynamic``: per-image retention, the fewest tokens holding a share of
+      the score mass (see :func:`mass_counts`) instead of fixed ratios.
 
     When the images of a batch keep different numbers of tokens (different
     valid areas), shorter rows are padded with filler slots: they are masked
@@ -108,6 +143,12 @@ class TokenPruner(nn.Module):
             block's input ``X^(l-1)`` as in the paper and the public code;
             ``'mixed'``, the residual stream after the SepConv mixer (what
             attention receives).
+        attention_context (str): ``'kept'`` (default, paper) or ``'all'``.
+        mlp_keep_ratios (float | list[float], optional): Retention of the
+            MLP; None = the attention's.
+        dynamic (dict, optional): ``dict(mass=0.9, min_ratio=0.25,
+            max_ratio=1.0)`` for per-image retention; ``keep_ratios`` must
+            then stay 1.0.
         num_timesteps (int): ``T``.
 
     Tokens with equal scores are ranked by position, lowest token index
@@ -123,25 +164,37 @@ class TokenPruner(nn.Module):
                  temporal_selection: str = 'shared',
                  restorer: Optional[dict] = None,
                  score_on: str = 'input',
+                 attention_context: str = 'kept',
+                 mlp_keep_ratios: Optional[Union[float,
+                                                 Sequence[float]]] = None,
+                 dynamic: Optional[dict] = None,
                  num_timesteps: int = 1) -> None:
         super().__init__()
-        if mode not in MODES:
-            raise ValueError(f'pruning.mode must be one of {MODES}, '
-                             f'got {mode!r}')
-        if temporal_selection not in TEMPORAL_SELECTIONS:
-            raise ValueError('pruning.temporal_selection must be one of '
-                             f'{TEMPORAL_SELECTIONS}, got '
-                             f'{temporal_selection!r}')
-        if score_on not in SCORE_ON:
-            raise ValueError(f'pruning.score_on must be one of {SCORE_ON}, '
-                             f'got {score_on!r}')
-        self.score_on = score_on
+        for field, value, choices in (
+                ('mode', mode, MODES),
+                ('temporal_selection', temporal_selection,
+                 TEMPORAL_SELECTIONS), ('score_on', score_on, SCORE_ON),
+                ('attention_context', attention_context, ATTENTION_CONTEXTS)):
+            if value not in choices:
+                raise ValueError(f'pruning.{field} must be one of {choices}, '
+                                 f'got {value!r}')
         self.block_names = list(block_names)
         self.blocks_per_stage = list(blocks_per_stage)
         self.keep_ratios = expand_keep_ratios(keep_ratios,
                                               self.blocks_per_stage)
+        self.mlp_keep_ratios = None if mlp_keep_ratios is None else \
+            expand_keep_ratios(mlp_keep_ratios, self.blocks_per_stage,
+                               'pruning.mlp_keep_ratios')
+        self.dynamic = _check_dynamic(dynamic)
+        if self.dynamic and (any(r < 1 for r in self.keep_ratios) or
+                             mlp_keep_ratios is not None):
+            raise ValueError('pruning.dynamic sets the retention per image; '
+                             'leave keep_ratios at 1.0 and mlp_keep_ratios '
+                             'unset')
         self.mode = mode
         self.temporal_selection = temporal_selection
+        self.score_on = score_on
+        self.attention_context = attention_context
         self.num_timesteps = num_timesteps
         self.scorer = _build(TOKEN_SCORERS, scorer or dict(type='IRToPScorer'),
                              'pruning.scorer')
@@ -177,25 +230,6 @@ class TokenPruner(nn.Module):
         for hook in self._callbacks.values():
             hook(record)
 
-    def _select(self, x: torch.Tensor, keep: float, valid: torch.Tensor,
-                active: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor,
-                                               torch.Tensor]:
-        """Score and select: returns ``index``, ``slot_mask`` ``[R, K]`` and
-        the scores ``[R, N]``. At ``keep = 1`` every valid, active token is
-        selected without scoring (padding is excluded exactly as for
-        ``keep < 1``, so the ratio is continuous at 1)."""
-        candidates = valid & active
-        if keep >= 1.0:
-            # every candidate runs: no scores needed, ascending positions
-            scores = candidates.to(x.dtype)
-            counts = candidates.sum(1)
-        else:
-            scores = self._scores(x, valid)
-            counts = torch.minimum(keep_counts(keep, valid.sum(1)),
-                                   candidates.sum(1))
-        index, slot_mask = select_tokens(scores, counts, candidates)
-        return index, slot_mask, scores
-
     def _scores(self, x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
         """Token scores ``[R, N]``, averaged over time for a shared
         selection."""
@@ -206,14 +240,54 @@ class TokenPruner(nn.Module):
             scores = per_image.repeat(self.num_timesteps, 1)
         return scores
 
+    def _select(self, scores: Optional[torch.Tensor], keep: float,
+                valid: torch.Tensor, active: torch.Tensor,
+                spatial_shape: Tuple[int, int]) -> Selection:
+        """Keep ``ceil(keep * N_valid)`` (or the dynamic count of) the best
+        valid, active tokens of each row. ``scores`` None (nothing to rank)
+        keeps every candidate, padding excluded exactly as for ``keep < 1``,
+        so the ratio is continuous at 1."""
+        candidates = valid & active
+        if scores is None:
+            counts = candidates.sum(1)
+            scores = candidates.to(torch.float32)
+        elif self.dynamic:
+            counts = mass_counts(scores, candidates, valid.sum(1),
+                                 **self.dynamic)
+        else:
+            counts = torch.minimum(keep_counts(keep, valid.sum(1)),
+                                   candidates.sum(1))
+        index, slot_mask = select_tokens(scores, counts, candidates)
+        return Selection(index, slot_mask, valid, spatial_shape)
+
+    def _needs_scores(self, keep: float, mlp_keep: float) -> bool:
+        return bool(self.dynamic) or keep < 1.0 or mlp_keep < 1.0
+
+    def _run_tokens(self, block: nn.Module, tokens: torch.Tensor,
+                    selection: Selection,
+                    mlp_selection: Optional[Selection]) -> torch.Tensor:
+        """Attention (+ MLP) on the selected tokens of ``[R, C, N]``."""
+        context = context_mask = None
+        if self.attention_context == 'all':
+            context, context_mask = tokens, selection.valid
+        filler = selection.slot_mask if selection.has_fillers else None
+        kept = gather_tokens(tokens, selection)
+        if mlp_selection is None:
+            kept = block.transform_tokens(kept, filler, context, context_mask)
+            return self.restorer(tokens, kept, selection)
+        kept = block.attention_residual(kept, filler, context, context_mask)
+        tokens = self.restorer(tokens, kept, selection)
+        kept = block.mlp_residual(gather_tokens(tokens, mlp_selection))
+        return self.restorer(tokens, kept, mlp_selection)
+
     def forward(self, block: nn.Module, x: torch.Tensor, block_index: int,
                 stage_index: int, valid: torch.Tensor,
                 active: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """Run one transformer block with early stopping.
 
         Args:
-            block (SpikeTransformerBlock): the block (``mix`` and
-                ``transform_tokens``).
+            block (SpikeTransformerBlock): the block (``mix``,
+                ``attention_residual``, ``mlp_residual``).
             x (Tensor): ``[R, C, H, W]`` block input, ``R = T * B``.
             block_index (int): Index among the pruned blocks.
             stage_index (int): Stage of the block.
@@ -226,36 +300,37 @@ class TokenPruner(nn.Module):
             updated ``active`` map.
         """
         keep = self.keep_ratios[block_index]
-        name = self.block_names[block_index]
+        mlp_keep = keep if self.mlp_keep_ratios is None else \
+            self.mlp_keep_ratios[block_index]
         rows, channels, height, width = x.shape
-        if keep >= 1.0 and bool((active & valid).all()):
+        record = dict(block_name=self.block_names[block_index],
+                      stage_index=stage_index, keep_ratio=keep,
+                      valid=valid.view(rows, height, width))
+        if not self._needs_scores(keep, mlp_keep) and \
+                bool((active & valid).all()):
             # no padding and nothing stopped: the dense block, bit for bit
             # what gather / scatter at K = N computes
-            out = block(x)
-            self._record(TokenRecord(name, stage_index, keep,
-                                     kept=active.view(rows, height, width),
-                                     valid=valid.view(rows, height, width)))
-            return out, active
-        if self.score_on == 'input':
-            index, slot_mask, scores = self._select(x, keep, valid, active)
-            x = block.mix(x)
-        else:
-            x = block.mix(x)
-            index, slot_mask, scores = self._select(x, keep, valid, active)
-        tokens = x.flatten(2)
-        gather_index = index.clamp(max=tokens.shape[2] - 1)
-        kept = tokens.gather(
-            2, gather_index.unsqueeze(1).expand(-1, channels, -1))
-        filler = None if bool(slot_mask.all()) else slot_mask
-        kept = block.transform_tokens(kept, filler)
-        out = self.restorer(tokens, kept, index, slot_mask)
-        kept_map = index_to_mask(index, tokens.shape[2])
+            self._record(TokenRecord(
+                kept=active.view(rows, height, width), **record))
+            return block(x), active
+        scores = None
+        if self._needs_scores(keep, mlp_keep) and self.score_on == 'input':
+            scores = self._scores(x, valid)
+        x = block.mix(x)
+        if self._needs_scores(keep, mlp_keep) and self.score_on == 'mixed':
+            scores = self._scores(x, valid)
+        selection = self._select(scores, keep, valid, active, (height, width))
+        mlp_selection = None if mlp_keep == keep else self._select(
+            scores, mlp_keep, valid, active, (height, width))
+        out = self._run_tokens(block, x.flatten(2), selection, mlp_selection)
+        kept_map = selection.kept_map()
         self._record(TokenRecord(
-            name, stage_index, keep,
             kept=kept_map.view(rows, height, width),
-            valid=valid.view(rows, height, width),
-            scores=None if keep >= 1.0 else scores.detach().view(
-                rows, height, width)))
+            scores=None if scores is None else scores.detach().view(
+                rows, height, width),
+            mlp_kept=None if mlp_selection is None else
+            mlp_selection.kept_map().view(rows, height, width),
+            **record))
         if self.mode == 'cumulative':
             active = kept_map
         return out.view(rows, channels, height, width), active

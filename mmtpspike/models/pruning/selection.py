@@ -92,3 +92,38 @@ def index_to_mask(index: torch.Tensor, num_tokens: int) -> torch.Tensor:
     mask = index.new_zeros(index.shape[0], num_tokens + 1, dtype=torch.bool)
     mask.scatter_(1, index, True)
     return mask[:, :num_tokens]
+
+
+def mass_counts(scores: torch.Tensor, candidates: torch.Tensor,
+                num_valid: torch.Tensor, mass: float, min_ratio: float,
+                max_ratio: float) -> torch.Tensor:
+    """Dynamic retention: the fewest tokens holding ``mass`` of the score.
+
+    Per row, the candidate scores (clamped at 0) are normalised to sum to
+    one; the row keeps the smallest number of best tokens whose scores reach
+    ``mass``, bounded by ``ceil(min_ratio * N_valid)`` and
+    ``ceil(max_ratio * N_valid)`` (and by the candidates).
+
+    Args:
+        scores (Tensor): ``[R, N]`` token scores (higher = keep).
+        candidates (Tensor): ``[R, N]`` bool, tokens that may be kept.
+        num_valid (Tensor): ``[R]`` valid tokens per row.
+        mass (float): Share of the score mass to keep, in ``(0, 1]``.
+        min_ratio (float): Lower bound of the keep ratio.
+        max_ratio (float): Upper bound of the keep ratio.
+
+    Returns:
+        Tensor: ``[R]`` long counts.
+    """
+    weights = scores.clamp_min(0).masked_fill(~candidates, 0.)
+    total = weights.sum(1, keepdim=True)
+    uniform = candidates.to(weights.dtype)
+    # rows without positive score mass: every candidate weighs the same
+    weights = torch.where(total > 0, weights, uniform)
+    weights = weights / weights.sum(1, keepdim=True).clamp_min(1e-12)
+    cumulative = weights.sort(dim=1, descending=True).values.cumsum(1)
+    needed = (cumulative < mass - 1e-6).sum(1) + 1
+    low = keep_counts(min_ratio, num_valid)
+    high = keep_counts(max_ratio, num_valid)
+    counts = torch.maximum(torch.minimum(needed, high), low)
+    return torch.minimum(counts, candidates.sum(1)).clamp_min(1)

@@ -4,6 +4,8 @@ Every equivalence below is checked on a network whose stages all fire
 (:mod:`active_network`); a ``*_catches_*`` test applies a small deliberate
 bug to the code under test and shows that the same check then fails.
 """
+import dataclasses
+
 import pytest
 import torch
 
@@ -172,10 +174,11 @@ def test_gather_scatter_check_catches_a_shifted_scatter(monkeypatch):
     """A restorer writing each kept token one position too far."""
     original = CarryOverRestorer.forward
 
-    def buggy(self, tokens, kept, index, slot_mask):
-        return original(self, tokens, kept,
-                        (index + 1).clamp(max=tokens.shape[2] - 1),
-                        slot_mask)
+    def buggy(self, tokens, kept, selection):
+        shifted = dataclasses.replace(
+            selection,
+            index=(selection.index + 1).clamp(max=tokens.shape[2] - 1))
+        return original(self, tokens, kept, shifted)
 
     monkeypatch.setattr(CarryOverRestorer, 'forward', buggy)
     assert gather_scatter_gap() > 1e-2
