@@ -102,7 +102,7 @@ class SDTV3(BaseModule):
     num_conv_stages = 2
     pruning_keys = ('keep_ratios', 'scorer', 'mode', 'temporal_selection',
                     'restorer', 'score_on', 'attention_context',
-                    'mlp_keep_ratios', 'dynamic')
+                    'mlp_keep_ratios', 'dynamic', 'reduction')
 
     def __init__(self,
                  arch: str = 'l',

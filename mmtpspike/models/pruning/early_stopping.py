@@ -16,12 +16,14 @@ import torch.nn as nn
 from torch.utils.hooks import RemovableHandle
 
 from mmtpspike.registry import TOKEN_RESTORERS, TOKEN_SCORERS
+from .merging import merge_tokens, plan_merges, unmerge_updates
 from .restore import Selection, TokenRecord, gather_tokens
 from .selection import keep_counts, mass_counts, select_tokens
 
 MODES = ('per_block', 'cumulative')
 SCORE_ON = ('input', 'mixed')
 ATTENTION_CONTEXTS = ('kept', 'all')
+REDUCTIONS = ('stop', 'merge')
 TEMPORAL_SELECTIONS = ('shared', 'per_timestep')
 
 
@@ -115,6 +117,9 @@ class TokenPruner(nn.Module):
       the same scores), e.g. more than attention.
     * ``dynamic``: per-image retention, the fewest tokens holding a share of
       the score mass (see :func:`mass_counts`) instead of fixed ratios.
+    * ``reduction='merge'``: a token-merging baseline at the same counts
+      (ToMe-style bipartite merge / unmerge, see
+      :mod:`~mmtpspike.models.pruning.merging`) instead of early stopping.
 
     When the images of a batch keep different numbers of tokens (different
     valid areas), shorter rows are padded with filler slots: they are masked
@@ -149,6 +154,9 @@ class TokenPruner(nn.Module):
         dynamic (dict, optional): ``dict(mass=0.9, min_ratio=0.25,
             max_ratio=1.0)`` for per-image retention; ``keep_ratios`` must
             then stay 1.0.
+        reduction (str): ``'stop'`` (default, early stopping) or
+            ``'merge'`` (the merging baseline; per-block mode, the default
+            restorer, one retention for attention and MLP).
         num_timesteps (int): ``T``.
 
     Tokens with equal scores are ranked by position, lowest token index
@@ -168,13 +176,15 @@ class TokenPruner(nn.Module):
                  mlp_keep_ratios: Optional[Union[float,
                                                  Sequence[float]]] = None,
                  dynamic: Optional[dict] = None,
+                 reduction: str = 'stop',
                  num_timesteps: int = 1) -> None:
         super().__init__()
         for field, value, choices in (
                 ('mode', mode, MODES),
                 ('temporal_selection', temporal_selection,
                  TEMPORAL_SELECTIONS), ('score_on', score_on, SCORE_ON),
-                ('attention_context', attention_context, ATTENTION_CONTEXTS)):
+                ('attention_context', attention_context, ATTENTION_CONTEXTS),
+                ('reduction', reduction, REDUCTIONS)):
             if value not in choices:
                 raise ValueError(f'pruning.{field} must be one of {choices}, '
                                  f'got {value!r}')
@@ -191,6 +201,16 @@ class TokenPruner(nn.Module):
             raise ValueError('pruning.dynamic sets the retention per image; '
                              'leave keep_ratios at 1.0 and mlp_keep_ratios '
                              'unset')
+        if reduction == 'merge' and (
+                mode != 'per_block' or self.dynamic or
+                mlp_keep_ratios is not None or
+                (restorer or {}).get('type', 'CarryOverRestorer') !=
+                'CarryOverRestorer'):
+            raise ValueError(
+                "pruning.reduction='merge' merges and unmerges tokens itself: "
+                "use it with mode='per_block', the default restorer, no "
+                'dynamic retention and no mlp_keep_ratios')
+        self.reduction = reduction
         self.mode = mode
         self.temporal_selection = temporal_selection
         self.score_on = score_on
@@ -280,6 +300,26 @@ class TokenPruner(nn.Module):
         kept = block.mlp_residual(gather_tokens(tokens, mlp_selection))
         return self.restorer(tokens, kept, mlp_selection)
 
+    def _merge_block(self, block: nn.Module, x: torch.Tensor, keep: float,
+                     valid: torch.Tensor, record: dict) -> torch.Tensor:
+        """The merging baseline: merge, run the representatives, unmerge."""
+        rows, channels, height, width = x.shape
+        tokens = block.mix(x).flatten(2)
+        plan = plan_merges(tokens, keep, valid, (height, width))
+        merged = merge_tokens(tokens, plan)
+        selection = plan.selection
+        context = context_mask = None
+        if self.attention_context == 'all':
+            context, context_mask = tokens, valid
+        processed = block.transform_tokens(
+            gather_tokens(merged, selection),
+            selection.slot_mask if selection.has_fillers else None, context,
+            context_mask)
+        out = unmerge_updates(tokens, merged, processed, plan)
+        self._record(TokenRecord(
+            kept=selection.kept_map().view(rows, height, width), **record))
+        return out.view(rows, channels, height, width)
+
     def forward(self, block: nn.Module, x: torch.Tensor, block_index: int,
                 stage_index: int, valid: torch.Tensor,
                 active: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -313,6 +353,8 @@ class TokenPruner(nn.Module):
             self._record(TokenRecord(
                 kept=active.view(rows, height, width), **record))
             return block(x), active
+        if self.reduction == 'merge':
+            return self._merge_block(block, x, keep, valid, record), active
         scores = None
         if self._needs_scores(keep, mlp_keep) and self.score_on == 'input':
             scores = self._scores(x, valid)

@@ -177,3 +177,47 @@ def test_dynamic_retention_differs_per_image():
 def test_bad_option_values(pruning, match):
     with pytest.raises(ValueError, match=match):
         SDTV3(**TINY, pruning=pruning)
+
+
+# -- token merging baseline --------------------------------------------------
+
+def test_merge_plan_by_hand():
+    from mmtpspike.models.pruning.merging import (merge_tokens, plan_merges,
+                                                  unmerge_updates)
+    # 1 x 4 map: A = {0, 2}, B = {1, 3}; token 2 is a copy of token 3
+    tokens = torch.tensor([[[1., 0., 5., 5.], [0., 1., 1., 1.]]])
+    valid = torch.ones(1, 4, dtype=torch.bool)
+    plan = plan_merges(tokens, 0.75, valid, (1, 4))
+    assert plan.selection.index.tolist() == [[0, 1, 3]]
+    assert plan.destination.tolist() == [[0, 1, 3, 3]]
+    merged = merge_tokens(tokens, plan)
+    assert merged[0, :, 3].tolist() == [5., 1.]
+    processed = merged[..., [0, 1, 3]] + torch.tensor([[1., 2., 3.]])
+    out = unmerge_updates(tokens, merged, processed, plan)
+    assert out[0, 0].tolist() == [2., 2., 8., 8.]
+
+
+def test_merge_keeps_the_same_counts_as_pruning():
+    _, merged, x = active_pair(keep_ratios=0.56, reduction='merge')
+    _, pruned, _ = active_pair(keep_ratios=0.56)
+    counts = _token_counts(merged, 'attn')
+    with torch.no_grad():
+        outs = merged(x)
+        pruned(x)
+    assert all(torch.isfinite(o).all() for o in outs)
+    for ours, theirs in zip(merged.token_records, pruned.token_records):
+        assert torch.equal(ours.kept.flatten(1).sum(1),
+                           theirs.kept.flatten(1).sum(1))
+    assert counts == [14] * 4  # ceil(0.56 * 24)
+
+
+def test_merge_at_every_token_is_dense():
+    dense, merged, x = active_pair(keep_ratios=0.9999, reduction='merge')
+    with torch.no_grad():
+        assert max_difference(dense(x), merged(x)) <= 1e-5
+
+
+def test_merge_refuses_options_it_cannot_honour():
+    with pytest.raises(ValueError, match="reduction='merge'"):
+        SDTV3(**TINY, pruning=dict(keep_ratios=0.5, reduction='merge',
+                                   restorer=dict(type='ZeroRestorer')))
