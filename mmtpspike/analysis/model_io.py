@@ -11,6 +11,8 @@ from mmengine.registry import init_default_scope
 from mmengine.structures import BaseDataElement
 
 from mmtpspike.utils.config import SetupError, load_config
+from mmtpspike.utils.spiking_meta import (check_neuron_settings,
+                                          saved_spiking_meta)
 
 IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp')
 DEFAULT_PRUNING = dict(keep_ratios=1.0, scorer=dict(type='IRToPScorer'))
@@ -48,7 +50,9 @@ def build_model(config: str,
         from mmengine.runner import load_checkpoint
         if not osp.isfile(checkpoint):
             raise SetupError(f'checkpoint not found: {checkpoint}')
-        load_checkpoint(model, checkpoint, map_location='cpu')
+        loaded = load_checkpoint(model, checkpoint, map_location='cpu')
+        check_neuron_settings(model, saved_spiking_meta(loaded),
+                              source=checkpoint)
     return model.eval(), cfg
 
 

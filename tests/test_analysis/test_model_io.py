@@ -1,4 +1,5 @@
 """mmtpspike.analysis.model_io: library seams and model inputs."""
+import os
 import subprocess
 import sys
 
@@ -58,3 +59,20 @@ def test_to_input_resizes(repo_root):
     assert inputs.shape == (1, 3, 40, 60)
     top, bottom = inputs[0, :, :18], inputs[0, :, 22:]
     assert (top > 1).all() and (bottom < -1).all()
+
+
+def test_checkpoint_with_other_neurons_is_refused(repo_root, tmp_path):
+    """The analysis tools load weights with the same neuron check as the
+    runner: a D = 4 checkpoint does not go into a D = 2 model."""
+    from mmtpspike.utils.spiking_meta import (NeuronMismatchError,
+                                              collect_spiking_meta)
+    config = os.path.join(repo_root, 'configs/det/sdtv3_tp_coco_demo.py')
+    model, _ = build_model(config)
+    path = str(tmp_path / 'ckpt.pth')
+    torch.save(dict(state_dict=model.state_dict(),
+                    meta=dict(mmtpspike=collect_spiking_meta(model))), path)
+    build_model(config, path)  # same settings: fine
+    with pytest.raises(NeuronMismatchError, match="'max_spikes': 4"):
+        build_model(config, path, cfg_options={
+            'model.backbone.spike_cfg': dict(type='MultiSpike',
+                                             max_spikes=2)})
