@@ -3,10 +3,11 @@ from .sdtv3_blocks import (Downsampling, SepConv, SpikeAttention,
 from .spike_neurons import (BinarySpikeSynapse, MultiSpike, MultiStepLIF,
                             SpikeNeuron, build_spike_neuron, spike_driven,
                             unroll_spikes)
+from .sync_bn import CPUSyncBN
 
 __all__ = [
     'Downsampling', 'SepConv', 'SpikeAttention', 'SpikeConvBlock', 'SpikeMLP',
     'SpikeTransformerBlock', 'BinarySpikeSynapse', 'MultiSpike',
     'MultiStepLIF', 'SpikeNeuron', 'build_spike_neuron', 'spike_driven',
-    'unroll_spikes'
+    'unroll_spikes', 'CPUSyncBN'
 ]
