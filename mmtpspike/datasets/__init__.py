@@ -1,3 +1,9 @@
-from .mini_ade20k import MiniADE20KDataset
+import importlib.util
 
-__all__ = ['MiniADE20KDataset']
+from .transforms import CheckedLoadImageFromFile, UnreadableImageError
+
+__all__ = ['CheckedLoadImageFromFile', 'UnreadableImageError']
+
+if importlib.util.find_spec('mmseg') is not None:
+    from .mini_ade20k import MiniADE20KDataset  # noqa: F401
+    __all__.append('MiniADE20KDataset')
