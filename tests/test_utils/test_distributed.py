@@ -1,0 +1,96 @@
+"""mmtpspike.utils.distributed: launcher environments, backend choice and
+the CPU adaptations of a config (no process group is started here; the
+tools run distributed in tests/test_tools/test_distributed.py)."""
+import pytest
+from mmengine.config import Config
+
+from mmtpspike.utils.config import SetupError
+from mmtpspike.utils.distributed import (backend_in_options, choose_backend,
+                                         cpu_config, process_env)
+
+TORCHRUN = dict(RANK='1', WORLD_SIZE='4', LOCAL_RANK='1',
+                MASTER_ADDR='10.0.0.2', MASTER_PORT='29411')
+
+
+def test_torchrun_environment_is_used_as_is():
+    assert process_env('pytorch', TORCHRUN) == TORCHRUN
+
+
+def test_slurm_environment_is_translated():
+    slurm = dict(SLURM_PROCID='5', SLURM_NTASKS='8', SLURM_LOCALID='1',
+                 SLURM_NODELIST='node[3-4]', MASTER_ADDR='node3')
+    assert process_env('slurm', slurm, port=29700) == dict(
+        RANK='5', WORLD_SIZE='8', LOCAL_RANK='1', MASTER_ADDR='node3',
+        MASTER_PORT='29700')
+
+
+def test_open_mpi_environment_is_translated():
+    mpi = dict(OMPI_COMM_WORLD_RANK='2', OMPI_COMM_WORLD_SIZE='3',
+               OMPI_COMM_WORLD_LOCAL_RANK='0', MASTER_ADDR='host0')
+    assert process_env('mpi', mpi) == dict(
+        RANK='2', WORLD_SIZE='3', LOCAL_RANK='0', MASTER_ADDR='host0',
+        MASTER_PORT='29500')
+
+
+@pytest.mark.parametrize('launcher, environ, missing', [
+    ('pytorch', {}, 'RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT'),
+    ('slurm', dict(SLURM_PROCID='0'), 'SLURM_NTASKS'),
+    ('mpi', dict(OMPI_COMM_WORLD_RANK='0', OMPI_COMM_WORLD_SIZE='2'),
+     'MASTER_ADDR'),
+])
+def test_missing_launcher_variables_are_named(launcher, environ, missing):
+    with pytest.raises(SetupError, match=missing):
+        process_env(launcher, environ)
+
+
+@pytest.mark.parametrize('configured, explicit, cuda, expected', [
+    ('nccl', False, True, 'nccl'),  # GPUs: the config's choice
+    ('gloo', False, True, 'gloo'),
+    ('nccl', False, False, 'gloo'),  # CPU: gloo instead of the default
+    ('gloo', True, False, 'gloo'),
+    ('mpi', False, False, 'mpi'),
+])
+def test_backend_choice(configured, explicit, cuda, expected):
+    assert choose_backend(dict(backend=configured), explicit, cuda) == \
+        expected
+
+
+def test_explicit_nccl_without_cuda_is_refused():
+    with pytest.raises(SetupError, match='nccl.*needs CUDA.*gloo'):
+        choose_backend(dict(backend='nccl'), explicit=True, cuda=False)
+
+
+@pytest.mark.parametrize('options, explicit', [
+    (None, False),
+    ({'model.backbone.norm_cfg.type': 'SyncBN'}, False),
+    ({'env_cfg.dist_cfg.backend': 'gloo'}, True),
+    ({'env_cfg.dist_cfg': dict(backend='gloo')}, True),
+    ({'env_cfg': dict(dist_cfg=dict(backend='gloo'))}, True),
+])
+def test_backend_in_options(options, explicit):
+    assert backend_in_options(options) is explicit
+
+
+def test_cpu_config_renames_sync_bn_and_drops_device_ids():
+    cfg = Config(dict(
+        model=dict(
+            backbone=dict(norm_cfg=dict(type='SyncBN', requires_grad=True)),
+            neck=dict(norm_cfg=dict(type='BN')),
+            decode_head=dict(norm_cfg=dict(type='SyncBN'))),
+        find_unused_parameters=True))
+    assert cpu_config(cfg) == 2
+    assert cfg.model.backbone.norm_cfg == dict(type='CPUSyncBN',
+                                               requires_grad=True)
+    assert cfg.model.neck.norm_cfg.type == 'BN'
+    assert cfg.model.decode_head.norm_cfg.type == 'CPUSyncBN'
+    assert cfg.model_wrapper_cfg == dict(
+        type='MMDistributedDataParallel', broadcast_buffers=False,
+        find_unused_parameters=True, device_ids=None)
+
+
+def test_cpu_config_refuses_what_needs_cuda():
+    with pytest.raises(SetupError, match="sync_bn='torch'.*norm_cfg"):
+        cpu_config(Config(dict(model=dict(), sync_bn='torch')))
+    with pytest.raises(SetupError, match='FullyShardedDataParallel'):
+        cpu_config(Config(dict(model=dict(), model_wrapper_cfg=dict(
+            type='MMFullyShardedDataParallel'))))
