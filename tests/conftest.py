@@ -10,6 +10,12 @@ sys.path.insert(0, os.path.join(ROOT, 'tests'))
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        'markers', 'dist: runs the tools on several processes (torchrun, '
+        'gloo on CPU); part of the default run')
+
+
 @pytest.fixture
 def repo_root():
     return ROOT

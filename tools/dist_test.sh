@@ -1,15 +1,13 @@
 #!/usr/bin/env bash
-# Multi-GPU / multi-node testing with torchrun.
-#   bash tools/dist_test.sh CONFIG CHECKPOINT GPUS [test.py args...]
-CONFIG=$1
-CHECKPOINT=$2
-GPUS=$3
-NNODES=${NNODES:-1}
-NODE_RANK=${NODE_RANK:-0}
-PORT=${PORT:-29500}
-MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
-
-PYTHONPATH="$(dirname "$0")/..":$PYTHONPATH \
-torchrun --nnodes="$NNODES" --node_rank="$NODE_RANK" \
-    --master_addr="$MASTER_ADDR" --nproc_per_node="$GPUS" --master_port="$PORT" \
-    "$(dirname "$0")/test.py" "$CONFIG" "$CHECKPOINT" --launcher pytorch "${@:4}"
+# Distributed evaluation with torchrun (GPUs with NCCL, CPU with gloo).
+#
+#   bash tools/dist_test.sh CONFIG CHECKPOINT NPROC [tools/test.py options ...]
+#
+# NPROC processes on this node; several nodes: NNODES, NODE_RANK,
+# MASTER_ADDR, PORT; interpreter: PYTHON (see tools/dist_launch.sh).
+if [[ $# -lt 3 ]]; then
+  echo "usage: bash $0 CONFIG CHECKPOINT NPROC [tools/test.py options ...]" >&2
+  exit 2
+fi
+exec bash "$(dirname "${BASH_SOURCE[0]}")/dist_launch.sh" test.py "$3" "$1" \
+  "$2" "${@:4}"

@@ -1,15 +1,13 @@
 #!/usr/bin/env bash
-# Multi-GPU / multi-node training with torchrun.
-#   bash tools/dist_train.sh CONFIG GPUS [train.py args...]
-# Multi-node: NNODES, NODE_RANK, MASTER_ADDR, PORT environment variables.
-CONFIG=$1
-GPUS=$2
-NNODES=${NNODES:-1}
-NODE_RANK=${NODE_RANK:-0}
-PORT=${PORT:-29500}
-MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
-
-PYTHONPATH="$(dirname "$0")/..":$PYTHONPATH \
-torchrun --nnodes="$NNODES" --node_rank="$NODE_RANK" \
-    --master_addr="$MASTER_ADDR" --nproc_per_node="$GPUS" --master_port="$PORT" \
-    "$(dirname "$0")/train.py" "$CONFIG" --launcher pytorch "${@:3}"
+# Distributed training with torchrun (GPUs with NCCL, CPU with gloo).
+#
+#   bash tools/dist_train.sh CONFIG NPROC [tools/train.py options ...]
+#
+# NPROC processes on this node; several nodes: NNODES, NODE_RANK,
+# MASTER_ADDR, PORT; interpreter: PYTHON (see tools/dist_launch.sh).
+if [[ $# -lt 2 ]]; then
+  echo "usage: bash $0 CONFIG NPROC [tools/train.py options ...]" >&2
+  exit 2
+fi
+exec bash "$(dirname "${BASH_SOURCE[0]}")/dist_launch.sh" train.py "$2" "$1" \
+  "${@:3}"

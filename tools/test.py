@@ -6,13 +6,17 @@
 A dense checkpoint evaluates with token pruning when the config's backbone
 has ``pruning`` set (training-free pruning); change ratios with e.g.
 ``--cfg-options model.backbone.pruning.keep_ratios=0.56``.
+Several processes / GPUs / nodes: tools/dist_test.sh (torchrun).
 """
 import argparse
+import os
 import os.path as osp
 
+from mmtpspike.utils.distributed import backend_in_options, setup_distributed
 from mmtpspike.utils.launch import (SetupError, build_runner, check_data_paths,
-                                    default_work_dir, friendly_errors,
-                                    load_config, parse_common_args)
+                                    check_image_loading, default_work_dir,
+                                    friendly_errors, load_config,
+                                    parse_common_args)
 
 
 def parse_args():
@@ -75,6 +79,9 @@ def apply_args(cfg, args):
     elif args.show_tokens:
         raise SetupError('--show-tokens needs --show-dir')
     if args.out and cfg.default_scope == 'mmseg':
+        # every rank writes label maps; mmseg creates the folder on rank 0
+        # only, and without waiting for it
+        os.makedirs(args.out, exist_ok=True)
         cfg.test_evaluator['output_dir'] = args.out
         cfg.test_evaluator['keep_results'] = True
     return cfg
@@ -85,6 +92,8 @@ def main():
     args = parse_args()
     cfg = apply_args(load_config(args.config, args.cfg_options), args)
     check_data_paths(cfg, ('test_dataloader', ))
+    check_image_loading(cfg, ('test_dataloader', ))
+    setup_distributed(cfg, backend_in_options(args.cfg_options))
     runner = build_runner(cfg)
     if args.out:
         add_result_dump(runner, cfg, args.out)

@@ -1,16 +1,23 @@
 """Train a detector (mmdet config) or segmentor (mmseg config).
 
     python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp]
-        [--cfg-options KEY=VALUE ...] [--launcher {none,pytorch,slurm}]
+        [--skip-unreadable-images] [--cfg-options KEY=VALUE ...]
+        [--launcher {none,pytorch,slurm,mpi}]
+
+Several processes / GPUs / nodes: tools/dist_train.sh (torchrun), or
+``srun ... --launcher slurm``.
 """
 import argparse
 import os
 
 import torch
 
+from mmtpspike.utils.checkpoint import safe_load_checkpoint
+from mmtpspike.utils.distributed import backend_in_options, setup_distributed
 from mmtpspike.utils.launch import (SetupError, build_runner, check_data_paths,
-                                    default_work_dir, friendly_errors,
-                                    load_config, parse_common_args)
+                                    check_image_loading, default_work_dir,
+                                    friendly_errors, load_config,
+                                    parse_common_args)
 
 
 def parse_args():
@@ -29,7 +36,30 @@ def parse_args():
     parser.add_argument(
         '--auto-scale-lr', action='store_true',
         help='scale the lr by the real batch size')
+    parser.add_argument(
+        '--skip-unreadable-images', action='store_true',
+        help='skip training images that cannot be read (warning with a '
+        'count) instead of stopping with an error')
     return parse_common_args(parser)
+
+
+def keep_resumed_seed(cfg) -> None:
+    """Train on with the random seed of the checkpoint being resumed.
+
+    mmengine builds the data sampler before it resumes, so without a seed in
+    the config the resumed run would shuffle the data differently.
+    """
+    if cfg.get('randomness', {}).get('seed') is not None:
+        return
+    path = cfg.load_from
+    if path is None:
+        from mmengine.runner import find_latest_checkpoint
+        path = find_latest_checkpoint(cfg.work_dir)
+    if path is None or not os.path.isfile(path):
+        return
+    seed = safe_load_checkpoint(path).get('meta', {}).get('seed')
+    if seed is not None:
+        cfg.randomness = dict(cfg.get('randomness', {}), seed=seed)
 
 
 def apply_args(cfg, args):
@@ -59,6 +89,8 @@ def apply_args(cfg, args):
             raise SetupError(f'--resume checkpoint not found: {args.resume}')
         cfg.resume = True
         cfg.load_from = args.resume
+    if args.resume is not None:
+        keep_resumed_seed(cfg)
     if cfg.get('load_from') and not cfg.get('resume') and \
             '://' not in cfg.load_from and not os.path.isfile(cfg.load_from):
         raise SetupError(f'load_from checkpoint not found: {cfg.load_from}')
@@ -72,6 +104,8 @@ def main():
     loaders = ('train_dataloader', ) + (
         ('val_dataloader', ) if cfg.get('val_cfg') else ())
     check_data_paths(cfg, loaders)
+    check_image_loading(cfg, loaders, args.skip_unreadable_images)
+    setup_distributed(cfg, backend_in_options(args.cfg_options))
     runner = build_runner(cfg)
     runner.train()
 

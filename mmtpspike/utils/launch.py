@@ -1,9 +1,10 @@
 """Shared set-up of ``tools/train.py`` and ``tools/test.py``.
 
 Bad input found while setting up (missing config, unknown module type,
-missing data, unsafe checkpoint) ends the tool with one clear line on stderr
-and exit code 1; ``MMTPSPIKE_DEBUG=1`` shows the full traceback instead.
-Errors raised while training or testing are not touched.
+missing data, unsafe checkpoint), or an unreadable image met while training
+or testing, ends the tool with one clear line on stderr and exit code 1;
+``MMTPSPIKE_DEBUG=1`` shows the full traceback instead. Other errors raised
+while training or testing are not touched.
 """
 import argparse
 import functools
@@ -60,6 +61,47 @@ def check_data_paths(cfg: Config, loaders: Tuple[str, ...] = LOADERS) -> None:
             if not osp.isfile(full):
                 raise SetupError(f"annotation file '{full}' ({field}.ann_file) "
                                  f'does not exist')
+
+
+def _pipelines(dataset) -> Iterator[list]:
+    """Yield the pipeline of a dataset cfg and of every dataset inside it."""
+    if not isinstance(dataset, dict):
+        return
+    if isinstance(dataset.get('pipeline'), list):
+        yield dataset['pipeline']
+    yield from _pipelines(dataset.get('dataset'))
+    for inner in dataset.get('datasets') or ():
+        yield from _pipelines(inner)
+
+
+def _is_image_loader(transform) -> bool:
+    """Whether a transform cfg is mmcv's ``LoadImageFromFile``."""
+    kind = transform.get('type') if isinstance(transform, dict) else None
+    if isinstance(kind, str):
+        return kind.rsplit('.', 1)[-1] == 'LoadImageFromFile'
+    from mmcv.transforms import LoadImageFromFile
+    return kind is LoadImageFromFile
+
+
+def check_image_loading(cfg: Config, loaders: Tuple[str, ...],
+                        skip_unreadable: bool = False) -> None:
+    """Load images of the loaders with ``CheckedLoadImageFromFile``.
+
+    An unreadable image then ends the tool with one ``error:`` line naming
+    the file, or, for ``train_dataloader`` with ``skip_unreadable``, is
+    skipped with a warning (see
+    :class:`mmtpspike.datasets.CheckedLoadImageFromFile`).
+    """
+    from mmtpspike.datasets import CheckedLoadImageFromFile
+    for loader in loaders:
+        if not isinstance(cfg.get(loader), dict):
+            continue
+        skip = skip_unreadable and loader == 'train_dataloader'
+        for pipeline in _pipelines(cfg[loader].get('dataset')):
+            for transform in pipeline:
+                if _is_image_loader(transform):
+                    transform['type'] = CheckedLoadImageFromFile.__name__
+                    transform['skip_unreadable'] = skip
 
 
 _UNKNOWN_TYPE = re.compile(r'(\S+) is not in the (\S+) registry')

@@ -100,3 +100,93 @@ def test_amp_without_cuda(repo_root, tmp_path):
     result = run_tool(repo_root, 'tools/train.py', write_cfg(tmp_path),
                       '--amp')
     assert_one_clear_line(result, '--amp needs a CUDA device')
+
+
+def test_launcher_without_its_environment(repo_root, tmp_path):
+    result = run_tool(repo_root, 'tools/train.py', write_cfg(tmp_path),
+                      '--launcher', 'pytorch')
+    assert_one_clear_line(result, '--launcher pytorch needs RANK',
+                          'tools/dist_train.sh')
+
+
+def test_explicit_nccl_without_cuda(repo_root, tmp_path):
+    import torch
+    if torch.cuda.is_available():
+        pytest.skip('a CUDA device is present')
+    result = run_tool(repo_root, 'tools/train.py', write_cfg(tmp_path),
+                      '--launcher', 'pytorch', '--cfg-options',
+                      'env_cfg.dist_cfg.backend=nccl')
+    assert_one_clear_line(result, "backend='nccl' needs CUDA GPUs",
+                          'backend=gloo')
+
+
+def run_script(repo_root, *args, **env):
+    return subprocess.run(['bash', *args], cwd=repo_root, capture_output=True,
+                          text=True, timeout=300,
+                          env=dict(os.environ, **env))
+
+
+@pytest.mark.parametrize('args, message', [
+    (['tools/dist_train.sh', 'cfg.py'], 'usage: bash tools/dist_train.sh'),
+    (['tools/dist_test.sh', 'cfg.py', 'ckpt.pth'],
+     'usage: bash tools/dist_test.sh'),
+    (['tools/dist_train.sh', 'cfg.py', 'two'],
+     "number of processes must be a positive integer, got 'two'"),
+])
+def test_dist_scripts_check_their_arguments(repo_root, args, message):
+    result = run_script(repo_root, *args)
+    assert result.returncode == 2
+    assert message in result.stderr
+
+
+def test_dist_script_names_an_interpreter_without_torch(repo_root, tmp_path):
+    result = run_script(repo_root, 'tools/dist_train.sh', 'cfg.py', '2',
+                        PYTHON=str(tmp_path / 'no-python'))
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1].startswith(
+        f"error: '{tmp_path / 'no-python'}' cannot import torch")
+
+
+SEG_DEMO = 'configs/seg/sdtv3_tp_ade20k_demo.py'
+NO_VAL = ['val_cfg=None', 'val_dataloader=None', 'val_evaluator=None']
+
+
+@pytest.fixture
+def corrupt_mini_ade(repo_root, tmp_path):
+    """A copy of the mini ADE set whose first training image is corrupt."""
+    import shutil
+    data = tmp_path / 'mini_ade'
+    shutil.copytree(os.path.join(repo_root, 'data', 'mini_ade'), data)
+    corrupt = data / 'images' / 'training' / 'ADE_train_00000001.jpg'
+    corrupt.write_bytes(b'\xff\xd8\xff\xe0 cut off here')
+    return data, corrupt
+
+
+def train_on(repo_root, data, *options, indices):
+    """Train the seg demo for 2 steps of 2 images on the first ``indices``
+    images of ``data``."""
+    return run_tool(repo_root, 'tools/train.py', SEG_DEMO, '--work-dir',
+                    str(data.parent / 'work'), *options, '--cfg-options',
+                    f'train_dataloader.dataset.data_root={data}',
+                    f'train_dataloader.dataset.indices={indices}',
+                    'train_dataloader.batch_size=2', 'train_cfg.max_iters=2',
+                    *NO_VAL)
+
+
+def test_unreadable_training_image(repo_root, corrupt_mini_ade):
+    data, corrupt = corrupt_mini_ade
+    # the first step reads both images, the corrupt one included
+    result = train_on(repo_root, data, indices=2)
+    assert_one_clear_line(
+        result, f'cannot read image {corrupt} (not a decodable image)',
+        '--skip-unreadable-images')
+
+
+def test_skip_unreadable_training_images(repo_root, corrupt_mini_ade):
+    data, corrupt = corrupt_mini_ade
+    # two steps read all four images once
+    result = train_on(repo_root, data, '--skip-unreadable-images', indices=4)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (f'skipped unreadable image {corrupt} (not a decodable image); '
+            f'1 unreadable image(s) skipped so far') in result.stdout
+    assert os.path.isfile(data.parent / 'work' / 'iter_2.pth')
