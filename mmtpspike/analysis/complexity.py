@@ -8,7 +8,8 @@
   ``(N + M) C C_v / h`` for ``N`` queries over ``M`` keys, ``M = N`` unless
   stopped tokens give context; ``(q k^T) v``: ``N M (C + C_v)``);
 * the token scorers (box filter ``k^2 C N`` adds + cosine ``3 C N``; temporal
-  ``C N``), so pruning pays for its own overhead.
+  ``C N``) and, for the merging baseline, its ``N^2 C`` similarity matrix,
+  so token reduction pays for its own overhead.
 
 Norm layers are not counted (they are folded into the convs at inference,
 see ``SDTV3.fuse``); gather / scatter move memory and cost no MACs.
@@ -36,6 +37,7 @@ import torch.nn as nn
 
 from mmtpspike.models.layers.fusion import CONVS
 from mmtpspike.models.layers.sdtv3_blocks import SpikeAttention
+from mmtpspike.models.pruning.early_stopping import TokenPruner
 from mmtpspike.models.pruning.scorers import (IRToPScorer, RandomScorer,
                                               SpatialScorer, TemporalScorer)
 
@@ -173,6 +175,14 @@ class MacCounter:
                     k_macs * self._spike_means[(name, id(mod.k_spike))] +
                     q_macs * self._spike_means[(name, id(mod.q_spike))])
             return count_attention
+        if isinstance(module, TokenPruner) and module.reduction == 'merge':
+            def count_matching(mod, args, out):
+                # bipartite matching: the N x N cosine similarity per row
+                rows, channels, height, width = args[1].shape
+                macs = rows * channels * (height * width)**2
+                self.by_module[name + '.matching'] += macs
+                self.float_macs += macs
+            return count_matching
         if isinstance(module, (IRToPScorer, SpatialScorer, TemporalScorer,
                                RandomScorer)) and not name.endswith(
                                    ('.spatial', '.temporal')):

@@ -164,3 +164,34 @@ def class_region_masks(sample, input_shape, ignore_index: int = 255):
     ignore = torch.zeros(input_shape, dtype=torch.bool)
     ignore[:height, :width] = resized == ignore_index
     return masks, areas, ignore
+
+
+def tally_dataset(model, cfg, num_images: int) -> ObjectTokenTally:
+    """Run ``model.backbone`` on the first ``num_images`` images of the
+    config's test set (its own pipeline) and count stopped tokens."""
+    from mmengine.runner import Runner
+    loader = Runner.build_dataloader(cfg.test_dataloader)
+    tally = ObjectTokenTally()
+    seen = 0
+    ignore_index = cfg.model.get('decode_head', {}).get('ignore_index', 255)
+    for batch in loader:
+        data = model.data_preprocessor(batch, False)
+        inputs, samples = data['inputs'], data['data_samples']
+        model.backbone.set_img_shapes(
+            [s.metainfo['img_shape'][:2] for s in samples],
+            tuple(inputs.shape[-2:]))
+        with torch.no_grad():
+            model.backbone(inputs)
+        records = model.backbone.token_records
+        for row, sample in enumerate(samples):
+            if cfg.default_scope == 'mmdet':
+                masks, areas = instance_masks(sample, inputs.shape[-2:])
+                tally.add_image(records, row, masks, areas)
+            else:
+                masks, areas, ignore = class_region_masks(
+                    sample, inputs.shape[-2:], ignore_index)
+                tally.add_image(records, row, masks, areas, ignore)
+            seen += 1
+            if seen >= num_images:
+                return tally
+    return tally

@@ -54,3 +54,27 @@ def test_visualiser_writes_pngs_of_expected_size(repo_root, tmp_path):
     num_blocks = 8
     assert drawn.shape == (2 * (height + 18), num_blocks * width, 3)
     assert not np.all(drawn == drawn[0, 0])
+
+
+def test_pruning_report_rows(tmp_path):
+    """One variant at one keep ratio, from given weights: the table has the
+    dense row and the variant's, with cost and object-share columns."""
+    import torch
+
+    from mmtpspike.analysis.model_io import build_model
+    model, _ = build_model('configs/seg/sdtv3_ade20k_demo.py',
+                           with_pruning=False)
+    checkpoint = str(tmp_path / 'dense.pth')
+    torch.save(dict(state_dict=model.state_dict()), checkpoint)
+    rows_file = tmp_path / 'rows.json'
+    stdout = run_tool('tools/analysis/pruning_report.py',
+                      'configs/seg/sdtv3_ade20k_demo.py', '--work-dir',
+                      str(tmp_path / 'report'), '--checkpoint', checkpoint,
+                      '--variants', 'ToMe merge', '--keep', '0.5',
+                      '--diagnostic-images', '1', '--json', str(rows_file))
+    assert '| ToMe merge | 0.50 | training-free |' in stdout
+    dense, merged = json.loads(rows_file.read_text())
+    assert dense['variant'] == 'dense' and dense['realised_keep'] == 1.0
+    assert abs(merged['realised_keep'] - 0.5) < 0.05
+    assert merged['gmacs'] < dense['gmacs']
+    assert set(dense) >= {'mIoU', 'gsops', 'energy_mj', 'small', 'background'}

@@ -110,3 +110,19 @@ def test_context_attention_counts_keys_over_the_whole_map():
         # neuron, and k^T v terms (C * 4C / 8 heads)
         expected += depth * stopped * (5 * channels**2 + channels**2 // 2)
     assert extra == expected
+
+
+def test_merging_pays_for_its_similarity_matrix():
+    image = torch.randn(1, 3, 64, 96)
+    pruned = SDTV3(**TINY, pruning=dict(keep_ratios=0.5)).eval()
+    merged = SDTV3(**TINY, pruning=dict(keep_ratios=0.5,
+                                        reduction='merge')).eval()
+    ours, theirs = count_macs(merged, image), count_macs(pruned, image)
+    tokens = 4 * 6
+    matching = sum(depth * channels * tokens**2
+                   for channels, depth in [(96, 2), (128, 1)])
+    assert ours.total_of('.matching') == matching
+    # merging needs no scorer; the rest of the work is the same
+    scorer = sum(depth * (3 * 3 + 3) * channels * tokens
+                 for channels, depth in [(96, 2), (128, 1)])
+    assert ours.total - matching == theirs.total - scorer

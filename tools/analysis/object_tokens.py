@@ -11,16 +11,12 @@ objects. Detection objects are instances; segmentation objects are class
 regions. See ``mmtpspike.analysis.object_tokens``.
 """
 import argparse
-import itertools
 import json
 
-import torch
 from mmengine.config import DictAction
 
 from mmtpspike.analysis.model_io import build_model
-from mmtpspike.analysis.object_tokens import (ObjectTokenTally,
-                                              class_region_masks,
-                                              instance_masks)
+from mmtpspike.analysis.object_tokens import tally_dataset
 from mmtpspike.utils.launch import SetupError, check_data_paths, \
     friendly_errors
 
@@ -35,36 +31,6 @@ def parse_args():
     parser.add_argument('--out', help='also write the shares as JSON')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     return parser.parse_args()
-
-
-def tally_dataset(model, cfg, num_images: int) -> ObjectTokenTally:
-    """Run the backbone on the test set and count stopped tokens."""
-    from mmengine.runner import Runner
-    loader = Runner.build_dataloader(cfg.test_dataloader)
-    tally = ObjectTokenTally()
-    seen = 0
-    ignore_index = cfg.model.get('decode_head', {}).get('ignore_index', 255)
-    for batch in itertools.islice(loader, None):
-        data = model.data_preprocessor(batch, False)
-        inputs, samples = data['inputs'], data['data_samples']
-        model.backbone.set_img_shapes(
-            [s.metainfo['img_shape'][:2] for s in samples],
-            tuple(inputs.shape[-2:]))
-        with torch.no_grad():
-            model.backbone(inputs)
-        records = model.backbone.token_records
-        for row, sample in enumerate(samples):
-            if cfg.default_scope == 'mmdet':
-                masks, areas = instance_masks(sample, inputs.shape[-2:])
-                tally.add_image(records, row, masks, areas)
-            else:
-                masks, areas, ignore = class_region_masks(
-                    sample, inputs.shape[-2:], ignore_index)
-                tally.add_image(records, row, masks, areas, ignore)
-            seen += 1
-            if seen >= num_images:
-                return tally
-    return tally
 
 
 @friendly_errors

@@ -1,27 +1,37 @@
-"""Train a dense demo model, then evaluate it training-free with pruning.
+"""Compare token-reduction methods on a demo task: one results table.
 
     python tools/analysis/pruning_report.py configs/det/sdtv3_coco_demo.py \
         --work-dir work_dirs/det_report --train-options train_cfg.max_epochs=48
     python tools/analysis/pruning_report.py configs/seg/sdtv3_ade20k_demo.py \
-        --work-dir work_dirs/seg_report --train-options train_cfg.max_iters=2000
+        --work-dir work_dirs/seg_report --finetune-options \
+        train_cfg.max_iters=300 --finetune-ramp 150
 
 Steps: (1) train the dense config (skipped with ``--checkpoint``); (2)
-evaluate the same weights with token pruning switched on, at every
-``--keep`` ratio, with the IRToP scorer (paper and public-code variants),
-random selection and the token L2 norm; (3) print
-a markdown table of the task metrics (COCO bbox / segm mAP, or mIoU / mAcc)
-and the backbone latency (median of 15 forwards of one image at the test
-scale, after warm-up, same process for every row).
+evaluate the same weights with each token-reduction variant (IRToP as in the
+paper and as in the public code, random, L2 norm, every pruning option of
+the package and the ToMe-style merging baseline) at every ``--keep`` ratio,
+training-free; (3) with ``--finetune-options``, also fine-tune the dense
+weights with each variant on (keep ratio moving from 1.0 to the target by a
+``RetentionScheduleHook`` over ``--finetune-ramp`` iterations) and evaluate
+that; (4) print one markdown table: task metrics (COCO bbox / segm mAP, or
+mIoU / mAcc), MACs / SOPs / energy of backbone + neck on the first test
+batch (as ``complexity.py`` counts them), the realised keep ratio, and the
+stopped-token share inside small / medium / large objects and in the
+background (as ``object_tokens.py`` reports it, averaged over blocks).
 """
 import argparse
 import copy
+import json
 import os.path as osp
+from typing import Dict, List, Optional
 
 import torch
 from mmengine.config import DictAction
 
-from mmtpspike.analysis.benchmark import time_forward
-from mmtpspike.analysis.model_io import test_resize_scale
+from mmtpspike.analysis import MacCounter
+from mmtpspike.analysis.complexity import ENERGY_PER_AC_PJ, ENERGY_PER_MAC_PJ
+from mmtpspike.analysis.model_io import BackboneNeck
+from mmtpspike.analysis.object_tokens import GROUPS, tally_dataset
 from mmtpspike.utils.launch import (build_runner, check_data_paths,
                                     friendly_errors, load_config)
 
@@ -29,12 +39,21 @@ METRICS = {
     'mmdet': [('coco/bbox_mAP', 'bbox mAP'), ('coco/segm_mAP', 'segm mAP')],
     'mmseg': [('mIoU', 'mIoU'), ('mAcc', 'mAcc')],
 }
-SCORERS = {
-    'IRToP': dict(type='IRToPScorer'),
-    'IRToP (public-code variant)': dict(type='IRToPScorer',
-                                        variant='reference'),
-    'random': dict(type='RandomScorer', seed=0),
-    'L2 norm': dict(type='L2NormScorer'),
+#: name -> pruning settings on top of ``keep_ratios`` (IRToP by default)
+VARIANTS = {
+    'IRToP (paper)': dict(scorer=dict(type='IRToPScorer')),
+    'IRToP (public-code variant)': dict(
+        scorer=dict(type='IRToPScorer', variant='reference')),
+    'random': dict(scorer=dict(type='RandomScorer', seed=0)),
+    'L2 norm': dict(scorer=dict(type='L2NormScorer')),
+    'IRToP, scored after the mixer': dict(score_on='mixed'),
+    'IRToP + K/V context': dict(attention_context='all'),
+    'IRToP, MLP on all tokens': dict(mlp_keep_ratios=1.0),
+    'IRToP + neighbour update': dict(
+        restorer=dict(type='NeighbourUpdateRestorer')),
+    'IRToP, stopped tokens zeroed': dict(restorer=dict(type='ZeroRestorer')),
+    'IRToP dynamic (score mass = keep)': dict(dynamic=True),
+    'ToMe merge': dict(reduction='merge'),
 }
 
 
@@ -44,46 +63,145 @@ def parse_args():
     parser.add_argument('--work-dir', required=True)
     parser.add_argument('--checkpoint', help='skip training, use these weights')
     parser.add_argument('--keep', type=float, nargs='+', default=[0.78, 0.56])
+    parser.add_argument('--variants', nargs='+', choices=list(VARIANTS),
+                        default=list(VARIANTS), metavar='NAME',
+                        help=f'subset of: {list(VARIANTS)}')
     parser.add_argument('--train-options', nargs='+', action=DictAction,
                         help='config overrides for training only')
+    parser.add_argument('--finetune-options', nargs='+', action=DictAction,
+                        help='also fine-tune every variant with these '
+                        'config overrides (e.g. train_cfg.max_iters=300)')
+    parser.add_argument('--finetune-ramp', type=int, default=100,
+                        help='iterations over which the keep ratio falls '
+                        'from 1.0 to the target while fine-tuning')
+    parser.add_argument('--diagnostic-images', type=int, default=50,
+                        help='test images for the object-token shares')
     parser.add_argument('--out', help='also write the table to this file')
+    parser.add_argument('--json', help='also write every row as JSON')
     return parser.parse_args()
 
 
-def backbone_latency_ms(backbone, shape, warmup: int = 3,
-                        repeats: int = 15) -> float:
-    """Median latency of the backbone on one fixed-size random image, so
-    that every row is timed the same way (the evaluation loop itself sees
-    images of varying sizes, which makes its timings noisy)."""
-    image = torch.randn(1, 3, *shape)
-    result = time_forward(backbone.eval(), (image, ), warmup, repeats)
-    return result['median'] * 1e3
+def pruning_settings(variant: str, keep: float) -> dict:
+    """The ``model.backbone.pruning`` dict of a variant at a keep ratio."""
+    settings = copy.deepcopy(VARIANTS[variant])
+    if settings.pop('dynamic', False):
+        return dict(settings, keep_ratios=1.0, dynamic=dict(
+            mass=keep, min_ratio=keep / 2, max_ratio=1.0))
+    return dict(settings, keep_ratios=keep)
+
+
+def last_checkpoint(work_dir: str) -> str:
+    with open(osp.join(work_dir, 'last_checkpoint')) as file:
+        return osp.join(work_dir, osp.basename(file.read().strip()))
 
 
 def train(args) -> str:
     cfg = load_config(args.config, args.train_options)
     cfg.work_dir = osp.join(args.work_dir, 'train')
     check_data_paths(cfg)
-    runner = build_runner(cfg)
-    runner.train()
-    return osp.join(cfg.work_dir, open(osp.join(
-        cfg.work_dir, 'last_checkpoint')).read().strip().split('/')[-1])
+    build_runner(cfg).train()
+    return last_checkpoint(cfg.work_dir)
 
 
-def evaluate(args, checkpoint: str, pruning) -> dict:
-    cfg = load_config(args.config)
-    cfg.model.backbone.pruning = pruning
+def finetune(args, checkpoint: str, name: str, pruning: dict,
+             keep: float) -> str:
+    """Fine-tune the dense weights with a variant on; returns the last
+    checkpoint."""
+    cfg = load_config(args.config, args.finetune_options)
+    cfg.model.backbone.pruning = dict(pruning, keep_ratios=1.0) \
+        if 'dynamic' not in pruning else pruning
     cfg.load_from = checkpoint
-    name = 'dense' if pruning is None else '_'.join(
-        str(v) for v in [*pruning['scorer'].values(), pruning['keep_ratios']])
+    cfg.work_dir = osp.join(args.work_dir, 'finetune', name)
+    if 'dynamic' not in pruning:
+        cfg.custom_hooks = list(cfg.get('custom_hooks', [])) + [
+            dict(type='RetentionScheduleHook', target=keep, begin=0,
+                 end=args.finetune_ramp)]
+    build_runner(cfg).train()
+    return last_checkpoint(cfg.work_dir)
+
+
+def batch_cost(runner) -> Dict[str, float]:
+    """GMACs, GSOPs, energy (mJ) of backbone + neck on the first test batch,
+    and the realised keep ratio there."""
+    model = runner.model
+    batch = next(iter(runner.test_dataloader))
+    data = model.data_preprocessor(batch, False)
+    inputs = data['inputs']
+    model.backbone.set_img_shapes(
+        [s.metainfo['img_shape'][:2] for s in data['data_samples']],
+        tuple(inputs.shape[-2:]))
+    module = BackboneNeck(model)
+    max_spikes = model.backbone.neuron_settings['max_spikes']
+    with torch.no_grad(), MacCounter(module, max_spikes) as counter:
+        module(inputs)
+    records = model.backbone.token_records
+    kept = sum(float((r.kept & r.valid).sum()) for r in records)
+    valid = sum(float(r.valid.sum()) for r in records)
+    return dict(gmacs=counter.total / 1e9, gsops=counter.sops / 1e9,
+                energy_mj=counter.energy_mj(),
+                realised_keep=kept / max(valid, 1.))
+
+
+def object_shares(runner, cfg, num_images: int) -> Dict[str, float]:
+    """Stopped-token share per object group, averaged over blocks."""
+    tally = tally_dataset(runner.model, cfg, num_images)
+    shares = tally.shares()
+    result = {}
+    for group in GROUPS:
+        values = [s[group] for s in shares.values() if s[group] == s[group]]
+        result[group] = sum(values) / len(values) if values else float('nan')
+    return result
+
+
+def evaluate(args, checkpoint: str, name: str,
+             pruning: Optional[dict]) -> dict:
+    """Metrics, cost and object shares of one setting."""
+    cfg = load_config(args.config)
+    cfg.model.backbone.pruning = pruning or dict(keep_ratios=1.0)
+    cfg.load_from = checkpoint
     cfg.work_dir = osp.join(args.work_dir, 'eval', name)
-    cfg.default_hooks.logger.interval = 1000
+    cfg.default_hooks.logger.interval = 10**6
     runner = build_runner(cfg)
-    metrics = runner.test()
-    width, height = test_resize_scale(cfg)
-    metrics['backbone_ms'] = backbone_latency_ms(runner.model.backbone,
-                                                 (height, width))
+    metrics = dict(runner.test())
+    metrics.update(batch_cost(runner))
+    metrics.update(object_shares(runner, cfg, args.diagnostic_images))
     return metrics
+
+
+def run_rows(args, checkpoint: str) -> List[dict]:
+    rows = [dict(variant='dense', keep=1.0, mode='-',
+                 **evaluate(args, checkpoint, 'dense', None))]
+    for variant in args.variants:
+        for keep in args.keep:
+            pruning = pruning_settings(variant, keep)
+            name = f'{variant}_{keep}'.replace(' ', '_').replace('/', '')
+            rows.append(dict(variant=variant, keep=keep, mode='training-free',
+                             **evaluate(args, checkpoint, name, pruning)))
+            if args.finetune_options:
+                tuned = finetune(args, checkpoint, name, pruning, keep)
+                rows.append(dict(variant=variant, keep=keep,
+                                 mode='fine-tuned',
+                                 **evaluate(args, tuned, name + '_ft',
+                                            pruning)))
+    return rows
+
+
+def table(rows: List[dict], scope: str) -> str:
+    names = METRICS[scope]
+    digits = 3 if scope == 'mmdet' else 2
+    header = (['variant', 'keep', 'mode'] + [n for _, n in names] +
+              ['GMACs', 'GSOPs', 'energy mJ', 'realised keep'] +
+              [f'stopped {g}' for g in GROUPS])
+    lines = ['| ' + ' | '.join(header) + ' |', '|' + ' --- |' * len(header)]
+    for row in rows:
+        cells = [row['variant'], f"{row['keep']:.2f}", row['mode']]
+        cells += [f'{row[key]:.{digits}f}' for key, _ in names]
+        cells += [f"{row['gmacs']:.3f}", f"{row['gsops']:.3f}",
+                  f"{row['energy_mj']:.4f}", f"{row['realised_keep']:.2f}"]
+        cells += ['-' if row[g] != row[g] else f'{100 * row[g]:.0f} %'
+                  for g in GROUPS]
+        lines.append('| ' + ' | '.join(cells) + ' |')
+    return '\n'.join(lines)
 
 
 @friendly_errors
@@ -91,33 +209,18 @@ def main():
     args = parse_args()
     checkpoint = args.checkpoint or train(args)
     scope = load_config(args.config).default_scope
-    rows = [('dense', 1.0, evaluate(args, checkpoint, None))]
-    for scorer_name, scorer in SCORERS.items():
-        for keep in args.keep:
-            pruning = dict(keep_ratios=keep, scorer=copy.deepcopy(scorer),
-                           mode='per_block')
-            rows.append((scorer_name, keep,
-                         evaluate(args, checkpoint, pruning)))
-    dense_ms = rows[0][2]['backbone_ms']
-    names = METRICS[scope]
-    lines = [
-        f'Config: `{args.config}`, weights: `{checkpoint}` (trained dense, '
-        'evaluated training-free).', '',
-        '| selection | keep | ' + ' | '.join(n for _, n in names) +
-        ' | backbone ms | speed-up |',
-        '|' + ' --- |' * (len(names) + 4)
-    ]
-    for scorer_name, keep, metrics in rows:
-        values = ' | '.join(f'{metrics[key]:.3f}' if scope == 'mmdet' else
-                            f'{metrics[key]:.2f}' for key, _ in names)
-        lines.append(f"| {scorer_name} | {keep:.2f} | {values} | "
-                     f"{metrics['backbone_ms']:.1f} | "
-                     f"{dense_ms / metrics['backbone_ms']:.2f}x |")
-    table = '\n'.join(lines)
-    print(table)
+    rows = run_rows(args, checkpoint)
+    text = (f'Config: `{args.config}`, dense weights: `{checkpoint}`. '
+            f'Energy: {ENERGY_PER_MAC_PJ} pJ per MAC of the encoding conv '
+            f'and scorer, {ENERGY_PER_AC_PJ} pJ per SOP (45 nm).\n\n' +
+            table(rows, scope))
+    print(text)
     if args.out:
-        with open(args.out, 'w') as f:
-            f.write(table + '\n')
+        with open(args.out, 'w') as file:
+            file.write(text + '\n')
+    if args.json:
+        with open(args.json, 'w') as file:
+            json.dump(rows, file, indent=1)
 
 
 if __name__ == '__main__':
