@@ -14,10 +14,12 @@ really run, for dense and pruned settings.
   detection / segmentation heads (stock ANN layers) are not included.
 * Energy: 4.6 pJ per MAC (encoding conv and scorer) + 0.9 pJ per AC (SOPs),
   45 nm figures (Horowitz 2014) as in the SNN literature.
-Firing rates of randomly initialised weights are not representative: pass a
-trained ``--checkpoint``, or at least ``--calibrate-bn N``, which sets the
-BN statistics of an untrained model from N forwards of the input images (an
-untrained model is otherwise almost silent after a few layers).
+Firing rates depend on the weights: pass a trained ``--checkpoint``. Without
+one, the BN statistics of the untrained model are first set from one
+forward of the input images at keep 1.0 with BN in training mode
+(``--calibrate-bn N``: N forwards; 0: none): with its initial statistics an
+untrained model is almost silent after a few layers, and its SOPs and energy
+would say nothing (pruning would even seem to cost energy).
 """
 import argparse
 import json
@@ -43,8 +45,10 @@ def parse_args():
                         help='uniform keep ratios to report')
     parser.add_argument('--images', nargs='+', help='input images')
     parser.add_argument('--num-images', type=int, default=2)
-    parser.add_argument('--calibrate-bn', type=int, default=0, metavar='N',
-                        help='set BN statistics from N forwards of the images')
+    parser.add_argument('--calibrate-bn', type=int, metavar='N',
+                        help='set BN statistics from N forwards of the '
+                        'images (default: 1 without --checkpoint, 0 with '
+                        'one)')
     parser.add_argument('--out', help='write the report as JSON')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     return parser.parse_args()
@@ -56,15 +60,31 @@ def params_m(module) -> float:
 
 @torch.no_grad()
 def calibrate_bn(net: BackboneNeck, inputs, iterations: int) -> None:
-    """Set BN running statistics to the mean over ``iterations`` forwards."""
-    for norm in net.modules():
-        if isinstance(norm, torch.nn.modules.batchnorm._BatchNorm):
-            norm.reset_running_stats()
-            norm.momentum = None
-    net.train()
+    """Set BN running statistics to the mean over ``iterations`` dense
+    (keep 1.0) forwards of ``inputs: [B, 3, H, W]``; only the BN layers
+    run in training mode (no drop path)."""
+    net.backbone.set_keep_ratios(1.0)
+    norms = [m for m in net.modules()
+             if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None
+        norm.train()
     for _ in range(iterations):
         net(inputs)
     net.eval()
+
+
+def untrained_note(iterations: int, num_images: int) -> str:
+    """What the figures of a model without checkpoint stand for."""
+    if not iterations:
+        return ('warning: no --checkpoint and --calibrate-bn 0: the untrained '
+                'BN statistics leave most neurons silent, so SOPs and energy '
+                'say nothing about a trained model')
+    return (f'no --checkpoint: BN statistics of the untrained model set from '
+            f'{iterations} forward(s) of the {num_images} input image(s), so '
+            f'that it fires; pass a trained --checkpoint for real firing '
+            f'rates')
 
 
 def analyse(net: BackboneNeck, inputs, keep: float) -> dict:
@@ -119,11 +139,16 @@ def main():
     paths = args.images or default_images(cfg, args.num_images)
     inputs = to_input([read_image(p) for p in paths], shape, model)
     net = BackboneNeck(model)
-    if args.calibrate_bn:
-        calibrate_bn(net, inputs, args.calibrate_bn)
+    iterations = args.calibrate_bn
+    if iterations is None:
+        iterations = 0 if args.checkpoint else 1
+    if iterations:
+        calibrate_bn(net, inputs, iterations)
+    if not args.checkpoint:
+        print(untrained_note(iterations, len(paths)))
     report = dict(
         config=args.config, checkpoint=args.checkpoint,
-        calibrate_bn=args.calibrate_bn, shape=list(shape),
+        calibrate_bn=iterations, shape=list(shape),
         num_images=len(paths),
         images=paths, backbone_params_m=params_m(model.backbone),
         neck_params_m=params_m(model.neck) if hasattr(model, 'neck') else 0,
