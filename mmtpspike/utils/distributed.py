@@ -38,8 +38,13 @@ CPU_SYNC_BN = 'CPUSyncBN'
 
 def _first_slurm_host(nodelist: str) -> str:
     """First host name of a SLURM node list (``node[1-4]`` -> ``node1``)."""
-    result = subprocess.run(['scontrol', 'show', 'hostnames', nodelist],
-                            capture_output=True, text=True, check=True)
+    try:
+        result = subprocess.run(['scontrol', 'show', 'hostnames', nodelist],
+                                capture_output=True, text=True, check=True)
+    except (OSError, subprocess.CalledProcessError) as err:
+        raise SetupError(f'cannot list the hosts of SLURM_NODELIST='
+                         f'{nodelist!r} with scontrol ({err}): set '
+                         f'MASTER_ADDR to the first host') from None
     return result.stdout.split()[0]
 
 

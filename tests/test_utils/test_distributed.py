@@ -24,6 +24,14 @@ def test_slurm_environment_is_translated():
         MASTER_PORT='29700')
 
 
+def test_slurm_master_without_scontrol(monkeypatch, tmp_path):
+    monkeypatch.setenv('PATH', str(tmp_path))  # no scontrol
+    slurm = dict(SLURM_PROCID='0', SLURM_NTASKS='2', SLURM_NODELIST='n[1-2]')
+    with pytest.raises(SetupError, match="SLURM_NODELIST='n\\[1-2\\]'.*"
+                       'set MASTER_ADDR'):
+        process_env('slurm', slurm)
+
+
 def test_open_mpi_environment_is_translated():
     mpi = dict(OMPI_COMM_WORLD_RANK='2', OMPI_COMM_WORLD_SIZE='3',
                OMPI_COMM_WORLD_LOCAL_RANK='0', MASTER_ADDR='host0')
