@@ -5,13 +5,17 @@
 
 A dense checkpoint evaluates with token pruning when the config's backbone
 has ``pruning`` set (training-free pruning); change ratios with e.g.
-``--cfg-options model.backbone.pruning.keep_ratios=0.56``.
+``--cfg-options model.backbone.pruning.keep_ratios=0.56``. Without such an
+option, a checkpoint that records the keep ratios it ran with (e.g. reached
+by a RetentionScheduleHook) is evaluated at those ratios.
 Several processes / GPUs / nodes: tools/dist_test.sh (torchrun).
 """
 import argparse
 import os
 import os.path as osp
 
+from mmtpspike.engine.hooks import (add_spiking_checkpoint_hook,
+                                    sets_keep_ratios)
 from mmtpspike.utils.distributed import backend_in_options, setup_distributed
 from mmtpspike.utils.launch import (SetupError, build_runner, check_data_paths,
                                     check_image_loading, default_work_dir,
@@ -92,6 +96,8 @@ def main():
     args = parse_args()
     cfg = apply_args(load_config(args.config, args.cfg_options), args)
     check_data_paths(cfg, ('test_dataloader', ))
+    add_spiking_checkpoint_hook(
+        cfg, apply_keep_ratios=not sets_keep_ratios(args.cfg_options))
     check_image_loading(cfg, ('test_dataloader', ))
     setup_distributed(cfg, backend_in_options(args.cfg_options))
     runner = build_runner(cfg)

@@ -12,6 +12,7 @@ import os
 
 import torch
 
+from mmtpspike.engine.hooks import add_spiking_checkpoint_hook
 from mmtpspike.utils.checkpoint import safe_load_checkpoint
 from mmtpspike.utils.distributed import backend_in_options, setup_distributed
 from mmtpspike.utils.launch import (SetupError, build_runner, check_data_paths,
@@ -104,6 +105,7 @@ def main():
     loaders = ('train_dataloader', ) + (
         ('val_dataloader', ) if cfg.get('val_cfg') else ())
     check_data_paths(cfg, loaders)
+    add_spiking_checkpoint_hook(cfg)
     check_image_loading(cfg, loaders, args.skip_unreadable_images)
     setup_distributed(cfg, backend_in_options(args.cfg_options))
     runner = build_runner(cfg)
