@@ -56,6 +56,33 @@ def build_model(config: str,
     return model.eval(), cfg
 
 
+def build_pruned_model(config: str,
+                       checkpoint: str,
+                       cfg_options: Optional[dict] = None,
+                       keep: Optional[Sequence[float]] = None
+                       ) -> Tuple[torch.nn.Module, Config]:
+    """:func:`build_model` for the tools that look at pruned tokens.
+
+    Args:
+        config (str): mmdet / mmseg config path.
+        checkpoint (str): weights, or ``'none'`` for an untrained model.
+        cfg_options (dict, optional): ``--cfg-options`` overrides.
+        keep (list[float], optional): keep ratio(s) replacing the config's
+            (one value, one per stage or one per block).
+
+    Raises:
+        SetupError: every keep ratio is 1.0, so nothing would be pruned.
+    """
+    weights = None if checkpoint.lower() == 'none' else checkpoint
+    model, cfg = build_model(config, weights, cfg_options)
+    if keep:
+        model.backbone.set_keep_ratios(keep[0] if len(keep) == 1 else
+                                       list(keep))
+    if all(k >= 1 for k in model.backbone.pruner.keep_ratios):
+        raise SetupError('all keep ratios are 1.0 (dense): pass --keep')
+    return model, cfg
+
+
 class BackboneNeck(torch.nn.Module):
     """The backbone + neck of a detector / segmentor as one module (what
     the analysis tools measure; heads are stock layers, not pruned)."""

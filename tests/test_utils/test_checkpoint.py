@@ -108,7 +108,7 @@ def http_root(tmp_path, monkeypatch):
 
 
 def test_http_and_torchvision_schemes_load_safely(tmp_path, http_root,
-                                                 monkeypatch):
+                                                  monkeypatch):
     import shutil
 
     from mmengine.runner import CheckpointLoader

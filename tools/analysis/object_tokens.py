@@ -15,10 +15,9 @@ import json
 
 from mmengine.config import DictAction
 
-from mmtpspike.analysis.model_io import build_model
+from mmtpspike.analysis.model_io import build_pruned_model
 from mmtpspike.analysis.object_tokens import tally_dataset
-from mmtpspike.utils.launch import SetupError, check_data_paths, \
-    friendly_errors
+from mmtpspike.utils.launch import check_data_paths, friendly_errors
 
 
 def parse_args():
@@ -36,15 +35,9 @@ def parse_args():
 @friendly_errors
 def main():
     args = parse_args()
-    checkpoint = None if args.checkpoint.lower() == 'none' else \
-        args.checkpoint
-    model, cfg = build_model(args.config, checkpoint, args.cfg_options)
+    model, cfg = build_pruned_model(args.config, args.checkpoint,
+                                    args.cfg_options, args.keep)
     check_data_paths(cfg, ('test_dataloader', ))
-    if args.keep is not None:
-        model.backbone.set_keep_ratios(
-            args.keep[0] if len(args.keep) == 1 else args.keep)
-    if all(k >= 1 for k in model.backbone.pruner.keep_ratios):
-        raise SetupError('all keep ratios are 1.0 (dense): pass --keep')
     tally = tally_dataset(model, cfg, args.num_images)
     print(tally.table())
     if args.out:

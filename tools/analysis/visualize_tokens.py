@@ -18,9 +18,9 @@ import mmcv
 import torch
 from mmengine.config import DictAction
 
-from mmtpspike.analysis.model_io import (build_model, read_image,
+from mmtpspike.analysis.model_io import (build_pruned_model, read_image,
                                          test_resize_scale, to_input)
-from mmtpspike.utils.launch import SetupError, friendly_errors
+from mmtpspike.utils.launch import friendly_errors
 from mmtpspike.visualization import draw_token_grid
 
 
@@ -41,14 +41,10 @@ def parse_args():
 @friendly_errors
 def main():
     args = parse_args()
-    checkpoint = None if args.checkpoint.lower() == 'none' else \
-        args.checkpoint
-    model, cfg = build_model(args.config, checkpoint, args.cfg_options)
+    model, cfg = build_pruned_model(
+        args.config, args.checkpoint, args.cfg_options,
+        None if args.keep is None else [args.keep])
     backbone = model.backbone
-    if args.keep is not None:
-        backbone.set_keep_ratios(args.keep)
-    if all(k >= 1 for k in backbone.pruner.keep_ratios):
-        raise SetupError('all keep ratios are 1.0 (dense): pass --keep')
     scale = test_resize_scale(cfg)
     os.makedirs(args.out_dir, exist_ok=True)
     for path in args.images:

@@ -83,7 +83,6 @@ def _build(registry, cfg: dict, field: str) -> nn.Module:
     return cls(**args)
 
 
-
 def _check_dynamic(dynamic: Optional[dict]) -> Optional[dict]:
     """Validate ``pruning.dynamic``; returns it with defaults filled in."""
     if dynamic is None:

@@ -27,9 +27,9 @@ def scheduled_checkpoint(tmp_path_factory):
 
 
 def _loading_runner(work_dir, checkpoint, hook_args=None, **model_args):
-    cfg = toy_pruning_runner_cfg(
-        str(work_dir), [dict(type='SpikingCheckpointHook', **(hook_args or {}))],
-        keep_ratios=1.0, **model_args)
+    hook = dict(type='SpikingCheckpointHook', **(hook_args or {}))
+    cfg = toy_pruning_runner_cfg(str(work_dir), [hook], keep_ratios=1.0,
+                                 **model_args)
     cfg['load_from'] = checkpoint
     return Runner(**cfg)
 
