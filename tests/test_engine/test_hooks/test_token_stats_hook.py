@@ -49,7 +49,8 @@ def test_tally_is_reduced_over_ranks(tmp_path):
     script.write_text(textwrap.dedent('''
         import torch
         import torch.distributed as dist
-                dist.init_process_group('gloo')
+        from mmtpspike.engine.hooks.token_stats_hook import _DeviceTally
+        dist.init_process_group('gloo')
         rank = dist.get_rank()
         tally = _DeviceTally()
         # rank 0: 1 of 4 tokens kept; rank 1: 6 of 8
