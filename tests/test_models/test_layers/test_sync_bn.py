@@ -32,8 +32,10 @@ def rank_worker(rank, init_file, inputs, grads, results) -> None:
         (out * grads[rank]).sum().backward()
         param_grads = torch.stack([norm.weight.grad, norm.bias.grad])
         dist.all_reduce(param_grads)  # what DDP does (before averaging)
-        results.put((rank, out.detach(), x.grad, param_grads,
-                     norm.running_mean, norm.running_var))
+        # numpy: tensors would travel as shared memory of this process
+        results.put((rank, ) + tuple(
+            t.detach().numpy() for t in (out, x.grad, param_grads,
+                                         norm.running_mean, norm.running_var)))
     finally:
         dist.destroy_process_group()
 
@@ -53,7 +55,8 @@ def run_two_ranks(tmp_path, inputs, grads):
     for process in processes:
         process.join(timeout=60)
         assert process.exitcode == 0
-    return received
+    return [(rank, *map(torch.from_numpy, arrays))
+            for rank, *arrays in received]
 
 
 def flatten_tokens(x: torch.Tensor) -> torch.Tensor:
