@@ -25,6 +25,7 @@ fetch the file as mmengine does and then load it safely, so ``load_from``,
 :func:`safe_load_checkpoint`, whatever the scheme.
 """
 import argparse
+import collections
 import io
 import os
 import os.path as osp
@@ -96,6 +97,9 @@ def allowed_globals() -> Dict[str, Any]:
         if name.endswith('DType'):
             allowed[f'numpy.dtypes.{name}'] = getattr(np.dtypes, name)
     allowed['mmengine.logging.history_buffer.HistoryBuffer'] = HistoryBuffer
+    # MultiStepParamScheduler keeps its milestones in a Counter (recent
+    # torch allows it by default, the allow-list unpickler needs it)
+    allowed['collections.Counter'] = collections.Counter
     allowed['argparse.Namespace'] = argparse.Namespace
     allowed['builtins.getattr'] = _history_buffer_method
     allowed['__builtin__.getattr'] = _history_buffer_method

@@ -175,3 +175,20 @@ def test_allow_list_unpickler_of_older_torch(tmp_path, monkeypatch):
     assert 'message_hub' in runner_ckpt
     with pytest.raises(UnsafeCheckpointError, match='posix.getcwd'):
         safe.safe_load_checkpoint(_evil_checkpoint(tmp_path))
+
+
+def test_multistep_scheduler_milestones_load(tmp_path, monkeypatch):
+    """mmengine's MultiStepParamScheduler saves its milestones as a
+    ``collections.Counter`` (every detection checkpoint with the 1x
+    schedule): both loading paths accept it."""
+    import collections
+    from mmtpspike.utils import checkpoint as safe
+    path = str(tmp_path / 'sched.pth')
+    milestones = collections.Counter({8: 1, 11: 1})
+    torch.save({'param_schedulers': [{'milestones': milestones}]}, path)
+    assert safe.safe_load_checkpoint(path)['param_schedulers'][0][
+        'milestones'] == milestones
+    monkeypatch.setattr(safe, 'torch_has_extensible_weights_only',
+                        lambda: False)
+    assert safe.safe_load_checkpoint(path)['param_schedulers'][0][
+        'milestones'] == milestones
