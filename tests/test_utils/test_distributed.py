@@ -1,6 +1,6 @@
 """mmtpspike.utils.distributed: launcher environments, backend choice and
 the CPU adaptations of a config (no process group is started here; the
-tools run distributed in tests/test_tools/test_distributed.py)."""
+tools run distributed in tests/test_tools/test_dist_tools.py)."""
 import pytest
 from mmengine.config import Config
 
