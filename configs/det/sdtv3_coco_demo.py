@@ -1,9 +1,10 @@
 # Small dense Mask R-CNN + SDT-V3-T that trains and evaluates on the bundled
-# mini COCO-format set (data/mini_coco, made by
-# tools/dataset_converters/make_mini_coco.py) on 2 CPU cores in a few minutes.
+# mini COCO-format set with photo-textured objects (data/mini_coco_textured,
+# made by tools/dataset_converters/make_mini_coco.py; the first, tinted set is
+# data/mini_coco) on 2 CPU cores in a few minutes.
 _base_ = './sdtv3_coco.py'
 
-data_root = 'data/mini_coco/'
+data_root = 'data/mini_coco_textured/'
 metainfo = dict(
     classes=('circle', 'square', 'triangle', 'star'),
     palette=[(220, 20, 60), (0, 130, 255), (20, 160, 20), (250, 170, 30)])

@@ -6,7 +6,9 @@ from mmseg.registry import DATASETS
 @DATASETS.register_module()
 class MiniADE20KDataset(BaseSegDataset):
     """Mini ADE20K-format set made by
-    ``tools/dataset_converters/make_mini_ade20k.py`` (``data/mini_ade``).
+    ``tools/dataset_converters/make_mini_ade20k.py``
+    (``data/mini_ade_textured``, the demo data, and the first, tinted
+    ``data/mini_ade``).
 
     The layout is that of ``ADEChallengeData2016``: ``images/{training,
     validation}/*.jpg`` with single-channel uint8 label maps of the same stem

@@ -10,7 +10,7 @@ from tool_runner import run_tool
 
 DET_DEMO = 'configs/det/sdtv3_tp_coco_demo.py'
 SEG_DEMO = 'configs/seg/sdtv3_tp_ade20k_demo.py'
-IMAGE = 'data/mini_coco/val/000003.jpg'
+IMAGE = 'data/mini_coco_textured/val/000003.jpg'
 
 
 def test_complexity_tool_json(tmp_path):

@@ -156,7 +156,7 @@ def corrupt_mini_ade(repo_root, tmp_path):
     """A copy of the mini ADE set whose first training image is corrupt."""
     import shutil
     data = tmp_path / 'mini_ade'
-    shutil.copytree(os.path.join(repo_root, 'data', 'mini_ade'), data)
+    shutil.copytree(os.path.join(repo_root, 'data', 'mini_ade_textured'), data)
     corrupt = data / 'images' / 'training' / 'ADE_train_00000001.jpg'
     corrupt.write_bytes(b'\xff\xd8\xff\xe0 cut off here')
     return data, corrupt

@@ -4,8 +4,12 @@ The set is small enough to live in the repository and to train the demo
 configs (``configs/seg/*_demo.py``, dataset type ``MiniADE20KDataset``) on a
 CPU in minutes::
 
-    python tools/dataset_converters/make_mini_ade20k.py [--out data/mini_ade]
-        [--seed 0] [--check]
+    python tools/dataset_converters/make_mini_ade20k.py [--mode textured]
+        [--out data/mini_ade_textured] [--seed 0] [--check]
+
+``--mode textured`` (the default) writes ``data/mini_ade_textured``, the set
+of the demo configs; ``--mode tinted`` writes ``data/mini_ade``, the first
+bundled set (see ``synthetic_scenes.py`` for the two fill modes).
 
 Layout (that of ``ADEChallengeData2016``, relative to ``--out``)::
 
@@ -24,24 +28,26 @@ Classes and label convention (as ADE20K, read with
     0       255 (ignore) --            2-px band on every region boundary, and
                                        a small rectangle in every third image
     1       0            background    the photo itself
-    2       1            circle        disc (red, gravel texture)
-    3       2            square        rotated square (blue, brick texture)
-    4       3            triangle      rotated triangle (green, grass texture)
+    2       1            circle        disc (textured: chelsea photo;
+                                       tinted: red, gravel texture)
+    3       2            square        rotated square (coffee photo; blue,
+                                       brick texture)
+    4       3            triangle      rotated triangle (astronaut photo;
+                                       green, grass texture)
     5       4            stripes       rotated ellipse filled with stripes of
-                                       two random colours
+                                       two random colours (both modes)
     ======  ===========  ============  ========================================
 
 ``reduce_zero_label`` maps PNG value ``v`` to class ``v - 1`` and 0 to the
 ignore index 255.
 
 How the images are made: each background is a random crop of a photo that
-ships inside scikit-image (``skimage.data``: astronaut, coffee, chelsea,
-rocket, immunohistochemistry, hubble_deep_field, coins, camera, moon; no
-download), resized to a random size with sides in [128, 320];
-``ADE_train_00000001`` is 255 x 131 and ``ADE_val_00000001`` 161 x 97
-(w x h, the one image below 128 px).  One to four regions of 24 to 120 px
-are drawn on it in order (later ones occlude earlier ones) and written to the
-label map with the same exact masks.
+ships inside scikit-image (``skimage.data``, no download; the photos of each
+mode are listed in ``synthetic_scenes.py``), resized to a random size with
+sides in [128, 320]; ``ADE_train_00000001`` is 255 x 131 and
+``ADE_val_00000001`` 161 x 97 (w x h, the one image below 128 px).  One to
+four regions of 24 to 120 px are drawn on it in order (later ones occlude
+earlier ones) and written to the label map with the same exact masks.
 
 The output is deterministic: the same seed gives byte-identical files (fixed
 JPEG quality and PNG compression, no time stamps) with the pinned
@@ -64,7 +70,7 @@ import synthetic_scenes as scenes  # noqa: E402
 CLASSES = ('background', 'circle', 'square', 'triangle', 'stripes')
 IGNORE, BACKGROUND, CIRCLE, SQUARE, TRIANGLE, STRIPES = range(6)
 # shape of each region class (see :func:`scenes.shape_mask`), by PNG value;
-# the plain shapes are filled as in :data:`scenes.SHAPE_STYLES`
+# the plain shapes are filled by :func:`scenes.shape_fill`
 SHAPES = {CIRCLE: 'circle', SQUARE: 'square', TRIANGLE: 'triangle',
           STRIPES: 'ellipse'}
 SPLITS = (('training', 'train', 24), ('validation', 'val', 8))
@@ -73,6 +79,8 @@ FIXED_SIZES = {('training', 0): (255, 131), ('validation', 0): (161, 97)}
 SIDE_RANGE = (128, 320)
 REGION_SIZE_RANGE = (24, 120)
 IGNORE_RECT_EVERY = 3
+DEFAULT_OUTS = {'textured': 'data/mini_ade_textured',
+                'tinted': 'data/mini_ade'}
 
 
 def striped_fill(rng, height, width):
@@ -155,8 +163,8 @@ def make_sample(rng, split, index, deck, sources):
         if label == STRIPES:
             fill = striped_fill(rng, height, width)
         else:
-            fill = scenes.textured_fill(rng, SHAPES[label],
-                                        sources['textures'], height, width)
+            fill = scenes.shape_fill(rng, SHAPES[label], sources, height,
+                                     width)
         img[mask] = fill[mask]
         label_map[mask] = label
     label_map[boundary_band(label_map)] = IGNORE
@@ -165,12 +173,13 @@ def make_sample(rng, split, index, deck, sources):
     return scenes.to_uint8(img), label_map
 
 
-def generate(out_dir, seed):
+def generate(out_dir, seed, mode='textured'):
     """Write the whole dataset.
 
     Args:
         out_dir (str): Dataset root.
         seed (int): Random seed.
+        mode (str): Fill mode, one of :data:`scenes.FILL_MODES`.
 
     Returns:
         dict[str, np.ndarray]: Pixel count of each PNG value (0..5) per
@@ -178,7 +187,7 @@ def generate(out_dir, seed):
     """
     rng = np.random.default_rng(seed)
     sources = scenes.load_sources(
-        SHAPES[label] for label in (CIRCLE, SQUARE, TRIANGLE))
+        (SHAPES[label] for label in (CIRCLE, SQUARE, TRIANGLE)), mode)
     counts = {}
     for split, prefix, num_images in SPLITS:
         img_dir = osp.join(out_dir, 'images', split)
@@ -208,7 +217,7 @@ def describe(counts):
 
 def main():
     scenes.run_cli('Make the mini ADE20K-format semantic segmentation set',
-                   'data/mini_ade', generate, describe)
+                   DEFAULT_OUTS, generate, describe)
 
 
 if __name__ == '__main__':
