@@ -24,10 +24,13 @@ are equal (tested), which anchors this counter to mmengine's.
 Synaptic operations (SOPs): a layer reading spikes does one accumulate (AC)
 per input spike and fan-out, i.e. ``SOPs = MACs x mean spike count per input
 neuron`` (an integer spike ``n`` is ``n`` binary spikes). This holds for
-every conv except the encoding conv, which reads the image and costs MACs;
-for the attention matmuls the spike operand on the left (``k`` in ``k^T v``,
-``q`` in ``q (k^T v)``) sets the count. Scorer work is float arithmetic
-(MACs).
+every conv whose input is a spike tensor (values ``n / D``, ``n`` in
+``0..D``); the encoding conv, which reads the image, and any conv fed
+real values cost MACs. Event input (a ``[B, T, C, H, W]`` tensor of
+non-negative integer spike counts given to the model) makes the encoding conv
+an accumulate layer too, whose spike count is the input value. For the
+attention matmuls the spike operand on the left (``k`` in ``k^T v``, ``q`` in
+``q (k^T v)``) sets the count. Scorer work is float arithmetic (MACs).
 """
 from collections import defaultdict
 from typing import Dict, Optional, Tuple
@@ -103,6 +106,16 @@ def scorer_macs(scorer: nn.Module, x: torch.Tensor, num_timesteps: int) -> int:
 # energy per operation at 45 nm (Horowitz, ISSCC 2014), as used by SNN papers
 ENERGY_PER_MAC_PJ = 4.6
 ENERGY_PER_AC_PJ = 0.9
+# tolerance when checking that ``x * D`` is an integer spike count
+SPIKE_LATTICE_TOL = 1e-3
+
+
+def is_event_input(x) -> bool:
+    """Whether a model input is event frames: a ``[B, T, C, H, W]`` tensor
+    of non-negative integer spike counts (binary events are 0 / 1)."""
+    if not torch.is_tensor(x) or x.dim() != 5:
+        return False
+    return bool((x >= 0).all()) and bool((x == x.round()).all())
 
 
 class MacCounter:
@@ -112,6 +125,9 @@ class MacCounter:
         model (nn.Module): the backbone / neck to count.
         max_spikes (int): ``D`` of the model's neurons, to turn spike values
             ``n / D`` into counts.
+        event_input (bool, optional): whether the model's input is event
+            frames (its encoding conv then reads spikes); None decides per
+            forward with :func:`is_event_input`.
 
     Example:
         >>> with MacCounter(model) as counter:
@@ -119,9 +135,14 @@ class MacCounter:
         >>> counter.total, counter.sops, counter.energy_mj()
     """
 
-    def __init__(self, model: nn.Module, max_spikes: int = 4) -> None:
+    def __init__(self,
+                 model: nn.Module,
+                 max_spikes: int = 4,
+                 event_input: Optional[bool] = None) -> None:
         self.model = model
         self.max_spikes = max_spikes
+        self.event_input = event_input
+        self._events = bool(event_input)
         self.by_module: Dict[str, int] = defaultdict(int)
         self.sops_by_module: Dict[str, float] = defaultdict(float)
         self.float_macs = 0
@@ -129,6 +150,8 @@ class MacCounter:
         self._handles = []
 
     def __enter__(self) -> 'MacCounter':
+        self._handles.append(
+            self.model.register_forward_pre_hook(self._see_input))
         for name, module in self.model.named_modules():
             hook = self._hook_for(name, module)
             if hook is not None:
@@ -136,6 +159,11 @@ class MacCounter:
             if isinstance(module, SpikeAttention):
                 self._watch_matmul_operands(name, module)
         return self
+
+    def _see_input(self, model: nn.Module, args: tuple) -> None:
+        """Forward pre-hook of the model: is this forward on events?"""
+        if self.event_input is None:
+            self._events = bool(args) and is_event_input(args[0])
 
     def _watch_matmul_operands(self, name: str,
                                attn: SpikeAttention) -> None:
@@ -155,42 +183,71 @@ class MacCounter:
         """Mean integer spike count per neuron of a spike tensor."""
         return float(spikes.detach().float().mean()) * self.max_spikes
 
+    def _input_spikes(self, conv: nn.Module,
+                      x: torch.Tensor) -> Optional[float]:
+        """Mean spike count per input neuron (and timestep) of a conv's
+        input ``x``, or None when ``x`` is real-valued (a MAC layer).
+
+        The encoding conv reads spikes only on event input, whose values are
+        the counts; other convs read spikes when ``x * D`` is a count in
+        ``0..D``."""
+        if getattr(conv, 'encodes_input', False):
+            return float(x.detach().float().mean()) if self._events else None
+        counts = x.detach().float() * self.max_spikes
+        on_lattice = (counts - counts.round()).abs().max() <= \
+            SPIKE_LATTICE_TOL and counts.min() >= 0 and \
+            counts.max() <= self.max_spikes + SPIKE_LATTICE_TOL
+        return float(counts.mean()) if bool(on_lattice) else None
+
+    def _add(self, name: str, module: nn.Module, macs: int,
+             inputs: torch.Tensor, spikes: Optional[float]) -> None:
+        """Count one call of a layer.
+
+        Args:
+            name (str): the layer's name in the counts.
+            module (nn.Module): the module that ran.
+            macs (int): its MACs in this call.
+            inputs (Tensor): its input (kept for subclasses that record it).
+            spikes (float, optional): mean spike count per input neuron and
+                timestep for a layer reading spikes (``SOPs = macs x
+                spikes``); None for a layer with real-valued input (MACs).
+        """
+        self.by_module[name] += macs
+        if spikes is None:
+            self.float_macs += macs
+        else:
+            self.sops_by_module[name] += macs * spikes
+
     def _hook_for(self, name: str, module: nn.Module):
         if isinstance(module, CONVS):
             def count_conv(mod, args, out):
-                macs = conv_macs(mod, out)
-                self.by_module[name] += macs
-                if getattr(mod, 'encodes_input', False):
-                    self.float_macs += macs
-                else:
-                    self.sops_by_module[name] += macs * self._spike_count(
-                        args[0])
+                self._add(name, mod, conv_macs(mod, out), args[0],
+                          self._input_spikes(mod, args[0]))
             return count_conv
         if isinstance(module, SpikeAttention):
             def count_attention(mod, args, out):
                 context = args[2] if len(args) > 2 else None
                 k_macs, q_macs = attention_matmul_parts(mod, args[0], context)
-                self.by_module[name + '.matmul'] += k_macs + q_macs
-                self.sops_by_module[name + '.matmul'] += (
-                    k_macs * self._spike_means[(name, id(mod.k_spike))] +
-                    q_macs * self._spike_means[(name, id(mod.q_spike))])
+                for macs, neuron in ((k_macs, mod.k_spike),
+                                     (q_macs, mod.q_spike)):
+                    self._add(name + '.matmul', mod, macs, args[0],
+                              self._spike_means[(name, id(neuron))])
             return count_attention
         if isinstance(module, TokenPruner) and module.reduction == 'merge':
             def count_matching(mod, args, out):
                 # bipartite matching: the N x N cosine similarity per row
                 rows, channels, height, width = args[1].shape
-                macs = rows * channels * (height * width)**2
-                self.by_module[name + '.matching'] += macs
-                self.float_macs += macs
+                self._add(name + '.matching', mod,
+                          rows * channels * (height * width)**2, args[1],
+                          None)
             return count_matching
         if isinstance(module, (IRToPScorer, SpatialScorer, TemporalScorer,
                                RandomScorer)) and not name.endswith(
                                    ('.spatial', '.temporal')):
             def count_scorer(mod, args, out):
                 steps = args[1] if len(args) > 1 else 1
-                macs = scorer_macs(mod, args[0], steps)
-                self.by_module[name] += macs
-                self.float_macs += macs
+                self._add(name, mod, scorer_macs(mod, args[0], steps),
+                          args[0], None)
             return count_scorer
         return None
 
@@ -215,9 +272,13 @@ class MacCounter:
                    if any(word in k for word in keywords))
 
 
-def count_macs(model: nn.Module, *inputs, max_spikes: int = 4) -> MacCounter:
+def count_macs(model: nn.Module,
+               *inputs,
+               max_spikes: int = 4,
+               event_input: Optional[bool] = None) -> MacCounter:
     """Run one no-grad forward and return its :class:`MacCounter`."""
-    with torch.no_grad(), MacCounter(model, max_spikes) as counter:
+    with torch.no_grad(), MacCounter(model, max_spikes,
+                                     event_input) as counter:
         model(*inputs)
     return counter
 
