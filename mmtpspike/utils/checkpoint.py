@@ -27,6 +27,7 @@ fetch the file as mmengine does and then load it safely, so ``load_from``,
 import argparse
 import collections
 import io
+import logging
 import os
 import os.path as osp
 import pickle
@@ -40,6 +41,7 @@ from urllib.parse import urlparse
 import numpy as np
 import torch
 from mmengine.dist import barrier, get_dist_info
+from mmengine.logging import print_log
 from mmengine.logging.history_buffer import HistoryBuffer
 from mmengine.runner import checkpoint as mm_checkpoint
 from mmengine.runner.checkpoint import CheckpointLoader
@@ -158,6 +160,21 @@ def torch_has_extensible_weights_only() -> bool:
 
 
 _UNSAFE_GLOBAL = re.compile(r'GLOBAL ([\w.]+)')
+_announced = False
+
+
+def _announce_own_unpickler() -> None:
+    """Say once per process how checkpoints are checked on older torch."""
+    global _announced
+    if _announced:
+        return
+    _announced = True
+    print_log(
+        f'torch {torch.__version__} has no weights_only allow-list '
+        f'(torch.serialization.safe_globals, torch >= {SAFE_GLOBALS_TORCH}): '
+        'checkpoints load through mmtpspike\'s restricted unpickler, which '
+        'accepts tensors and the same allow-list and refuses anything else',
+        logger='current', level=logging.INFO)
 
 
 def safe_load_checkpoint(source: CheckpointSource,
@@ -185,6 +202,7 @@ def safe_load_checkpoint(source: CheckpointSource,
             with torch.serialization.safe_globals(_safe_globals_entries()):
                 return torch.load(source, map_location=map_location,
                                   weights_only=True)
+        _announce_own_unpickler()
         return torch.load(source, map_location=map_location,
                           pickle_module=ALLOW_LIST_PICKLE, weights_only=False)
     except pickle.UnpicklingError as err:
