@@ -29,6 +29,7 @@ from mmengine.config import DictAction
 
 from mmtpspike.analysis.complexity import (ENERGY_PER_AC_PJ,
                                            ENERGY_PER_MAC_PJ, MacCounter)
+from mmtpspike.analysis.energy import model_max_spikes
 from mmtpspike.analysis.model_io import (DEFAULT_INPUT_SHAPES, BackboneNeck,
                                          build_model, default_images,
                                          read_image, to_input)
@@ -90,8 +91,7 @@ def untrained_note(iterations: int, num_images: int) -> str:
 def analyse(net: BackboneNeck, inputs, keep: float) -> dict:
     """Count one forward of backbone + neck at a keep ratio."""
     net.backbone.set_keep_ratios(keep)
-    max_spikes = net.backbone.spike_cfg.get('max_spikes', 1)
-    with torch.no_grad(), MacCounter(net, max_spikes) as counter:
+    with torch.no_grad(), MacCounter(net, model_max_spikes(net)) as counter:
         net(inputs)
     per_image = inputs.shape[0] * 1e9
     return dict(
