@@ -9,9 +9,8 @@ sys.path.insert(0, os.path.join(ROOT, 'tests'))
 
 # two threads (the CI machine's cores), or OMP_NUM_THREADS when set, e.g. 1
 # to run two test sessions side by side without oversubscribing the cores
-torch.set_num_threads(
-    int(os.environ.get('OMP_NUM_THREADS') or max(1, min(2, os.cpu_count()
-                                                         or 1))))
+THREADS = os.environ.get('OMP_NUM_THREADS') or min(2, os.cpu_count() or 1)
+torch.set_num_threads(max(1, int(THREADS)))
 
 
 def pytest_configure(config):

@@ -65,7 +65,8 @@ class _SpikeCount(torch.autograd.Function):
 
 
 class SpikeCountQuantizer(nn.Module):
-    """Integer spike count ``round(clamp(x, 0, D))``, straight-through on ``[0, D]``.
+    """Integer spike count ``round(clamp(x, 0, D))``, straight-through on
+    ``[0, D]``.
 
     Same forward and gradient as spikingjelly 2's
     ``surrogate.MultiLevelSpikeCount(D)``; used with spikingjelly 0.0.0.0.14.
