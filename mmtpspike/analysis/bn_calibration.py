@@ -8,7 +8,7 @@ way a normalised network does; it stands in for a checkpoint, it does not
 replace one.
 """
 import contextlib
-from typing import Iterator
+from typing import Iterator, Optional
 
 import torch.nn as nn
 from torch.nn.modules.batchnorm import _BatchNorm
@@ -42,3 +42,11 @@ def calibrating_bn(module: nn.Module) -> Iterator[nn.Module]:
         for norm, momentum in zip(norms, momenta):
             norm.momentum = momentum
         module.eval()
+
+
+def calibration_passes(requested: Optional[int], has_checkpoint: bool) -> int:
+    """Passes of BN calibration a tool makes: ``requested`` when given,
+    else 0 with a checkpoint (its statistics are real) and 1 without."""
+    if requested is not None:
+        return requested
+    return 0 if has_checkpoint else 1

@@ -27,6 +27,8 @@ import json
 import torch
 from mmengine.config import DictAction
 
+from mmtpspike.analysis.bn_calibration import (calibrating_bn,
+                                               calibration_passes)
 from mmtpspike.analysis.complexity import (ENERGY_PER_AC_PJ,
                                            ENERGY_PER_MAC_PJ, MacCounter)
 from mmtpspike.analysis.energy import model_max_spikes
@@ -59,21 +61,14 @@ def params_m(module) -> float:
     return sum(p.numel() for p in module.parameters()) / 1e6
 
 
-@torch.no_grad()
 def calibrate_bn(net: BackboneNeck, inputs, iterations: int) -> None:
     """Set BN running statistics to the mean over ``iterations`` dense
     (keep 1.0) forwards of ``inputs: [B, 3, H, W]``; only the BN layers
     run in training mode (no drop path)."""
     net.backbone.set_keep_ratios(1.0)
-    norms = [m for m in net.modules()
-             if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
-    for norm in norms:
-        norm.reset_running_stats()
-        norm.momentum = None
-        norm.train()
-    for _ in range(iterations):
-        net(inputs)
-    net.eval()
+    with torch.no_grad(), calibrating_bn(net):
+        for _ in range(iterations):
+            net(inputs)
 
 
 def untrained_note(iterations: int, num_images: int) -> str:
@@ -139,9 +134,7 @@ def main():
     paths = args.images or default_images(cfg, args.num_images)
     inputs = to_input([read_image(p) for p in paths], shape, model)
     net = BackboneNeck(model)
-    iterations = args.calibrate_bn
-    if iterations is None:
-        iterations = 0 if args.checkpoint else 1
+    iterations = calibration_passes(args.calibrate_bn, bool(args.checkpoint))
     if iterations:
         calibrate_bn(net, inputs, iterations)
     if not args.checkpoint:

@@ -37,7 +37,8 @@ import torch
 from mmengine.config import DictAction
 from mmengine.runner import set_random_seed
 
-from mmtpspike.analysis.bn_calibration import calibrating_bn
+from mmtpspike.analysis.bn_calibration import (calibrating_bn,
+                                               calibration_passes)
 from mmtpspike.analysis.complexity import (ENERGY_PER_AC_PJ,
                                            ENERGY_PER_MAC_PJ)
 from mmtpspike.analysis.energy import EnergyCosts, EnergyMeter
@@ -198,9 +199,7 @@ def main():
         return test_images(model, loader, len(paths))
 
     net = BackboneNeck(model)
-    passes = args.calibrate_bn
-    if passes is None:
-        passes = 0 if args.checkpoint else 1
+    passes = calibration_passes(args.calibrate_bn, bool(args.checkpoint))
     if passes:
         calibrate(net, images, passes)
     if not args.checkpoint:
