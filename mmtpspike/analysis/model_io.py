@@ -21,6 +21,15 @@ DEFAULT_PRUNING = dict(keep_ratios=1.0, scorer=dict(type='IRToPScorer'))
 DEFAULT_INPUT_SHAPES = {'mmdet': (800, 1216), 'mmseg': (512, 512)}
 
 
+def is_prunable(backbone_cfg: dict) -> bool:
+    """Whether a backbone config builds a :class:`PrunableBackbone`."""
+    from mmengine.registry import MODELS
+
+    from mmtpspike.models.backbones.prunable import PrunableBackbone
+    cls = MODELS.get(backbone_cfg.get('type'))
+    return isinstance(cls, type) and issubclass(cls, PrunableBackbone)
+
+
 def build_model(config: str,
                 checkpoint: Optional[str] = None,
                 cfg_options: Optional[dict] = None,
@@ -31,8 +40,9 @@ def build_model(config: str,
         config (str): mmdet / mmseg config path.
         checkpoint (str, optional): weights (runner checkpoint or state dict).
         cfg_options (dict, optional): ``--cfg-options`` overrides.
-        with_pruning (bool): give a dense SDTV3 a pruner at keep 1.0 (bit-
-            identical to dense) so tools can change its keep ratios.
+        with_pruning (bool): give a dense prunable backbone (SDTV3, QKFormer,
+            ...) a pruner at keep 1.0 (bit-identical to dense) so tools can
+            change its keep ratios.
 
     Returns:
         tuple: the model and the loaded config.
@@ -40,7 +50,7 @@ def build_model(config: str,
     cfg = load_config(config, cfg_options)
     init_default_scope(cfg.default_scope)
     backbone = cfg.model.backbone
-    if with_pruning and backbone.get('type') == 'SDTV3' and \
+    if with_pruning and is_prunable(backbone) and \
             not backbone.get('pruning'):
         backbone.pruning = dict(DEFAULT_PRUNING)
     backbone.init_cfg = None

@@ -71,6 +71,10 @@ def parse_args():
     parser.add_argument('--finetune-options', nargs='+', action=DictAction,
                         help='also fine-tune every variant with these '
                         'config overrides (e.g. train_cfg.max_iters=300)')
+    parser.add_argument('--finetune-variants', nargs='+',
+                        choices=list(VARIANTS), metavar='NAME',
+                        help='fine-tune only these variants (default: all '
+                        'of --variants)')
     parser.add_argument('--finetune-ramp', type=int, default=100,
                         help='iterations over which the keep ratio falls '
                         'from 1.0 to the target while fine-tuning')
@@ -168,6 +172,10 @@ def evaluate(args, checkpoint: str, name: str,
     return metrics
 
 
+def name_selected(variant: str, selection: Optional[List[str]]) -> bool:
+    return selection is None or variant in selection
+
+
 def run_rows(args, checkpoint: str) -> List[dict]:
     rows = [dict(variant='dense', keep=1.0, mode='-',
                  **evaluate(args, checkpoint, 'dense', None))]
@@ -177,7 +185,8 @@ def run_rows(args, checkpoint: str) -> List[dict]:
             name = f'{variant}_{keep}'.replace(' ', '_').replace('/', '')
             rows.append(dict(variant=variant, keep=keep, mode='training-free',
                              **evaluate(args, checkpoint, name, pruning)))
-            if args.finetune_options:
+            if args.finetune_options and name_selected(
+                    variant, args.finetune_variants):
                 tuned = finetune(args, checkpoint, name, pruning, keep)
                 rows.append(dict(variant=variant, keep=keep,
                                  mode='fine-tuned',

@@ -21,9 +21,10 @@ import time
 
 import torch
 from mmengine.config import DictAction
+from mmengine.registry import init_default_scope
 
 from mmtpspike.analysis import MacCounter
-from mmtpspike.analysis.model_io import BackboneNeck
+from mmtpspike.analysis.model_io import BackboneNeck, is_prunable
 from mmtpspike.analysis.sweep import (best_row, markdown_table, ratio_grid,
                                       scorer_grid)
 from mmtpspike.models.pruning.early_stopping import _build
@@ -62,8 +63,11 @@ def parse_args():
 def build_eval_runner(args):
     """One runner on the test subset, with a pruned backbone."""
     cfg = load_config(args.config, args.cfg_options)
-    if cfg.model.backbone.get('type') != 'SDTV3':
-        raise SetupError('the sweep needs an SDTV3 backbone')
+    init_default_scope(cfg.default_scope)
+    if not is_prunable(cfg.model.backbone):
+        raise SetupError(f'the sweep needs a prunable backbone (SDTV3, '
+                         f'QKFormer, ...), got '
+                         f'{cfg.model.backbone.get("type")!r}')
     if not cfg.model.backbone.get('pruning'):
         cfg.model.backbone.pruning = dict(keep_ratios=1.0)
     cfg.model.backbone.init_cfg = None

@@ -1,12 +1,9 @@
 """Spike-Driven Transformer V3 (E-SpikeFormer) backbone with token pruning."""
-import logging
 import os.path as osp
-import warnings
 from typing import List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
-from mmengine.logging import print_log
 from mmengine.model import BaseModule
 from torch.nn.modules.batchnorm import _BatchNorm
 
@@ -14,7 +11,7 @@ from mmtpspike.registry import register_model
 from ..layers.fusion import fuse_conv_bn
 from ..layers.sdtv3_blocks import (Downsampling, SpikeConvBlock,
                                    SpikeTransformerBlock)
-from ..pruning import TokenPruner, valid_token_mask
+from .prunable import PrunableBackbone, PrunableStage
 
 
 class SDTV3Stage(BaseModule):
@@ -27,7 +24,7 @@ class SDTV3Stage(BaseModule):
 
 
 @register_model
-class SDTV3(BaseModule):
+class SDTV3(PrunableBackbone):
     """Spike-Driven Transformer V3 (E-SpikeFormer) for dense prediction.
 
     Layout (strides w.r.t. the input): a stem (7x7 s2 conv + conv block,
@@ -100,9 +97,6 @@ class SDTV3(BaseModule):
         'l': [64, 128, 256, 360],
     }
     num_conv_stages = 2
-    pruning_keys = ('keep_ratios', 'scorer', 'mode', 'temporal_selection',
-                    'restorer', 'score_on', 'attention_context',
-                    'mlp_keep_ratios', 'dynamic', 'reduction')
 
     def __init__(self,
                  arch: str = 'l',
@@ -125,7 +119,7 @@ class SDTV3(BaseModule):
                  pruning: Optional[dict] = None,
                  mask_padding: bool = True,
                  init_cfg: Optional[dict] = None) -> None:
-        super().__init__(init_cfg=init_cfg)
+        super().__init__(num_timesteps, spike_cfg, mask_padding, init_cfg)
         if embed_dims is None:
             if arch not in self.arch_settings:
                 raise KeyError(f'arch must be one of '
@@ -142,19 +136,11 @@ class SDTV3(BaseModule):
         if not out_indices or any(i not in range(4) for i in out_indices):
             raise ValueError(f'out_indices must be a non-empty subset of '
                              f'(0, 1, 2, 3), got {out_indices}')
-        if num_timesteps < 1:
-            raise ValueError(f'num_timesteps must be >= 1, got '
-                             f'{num_timesteps}')
         self.out_indices = tuple(out_indices)
         self.out_stem = out_stem
-        self.num_timesteps = num_timesteps
-        self.spike_cfg = dict(spike_cfg)
         self.frozen_stages = frozen_stages
         self.norm_eval = norm_eval
         self.stage_strides = [4, 8, 16, 16 * stage4_stride]
-        self.mask_padding = mask_padding
-        self._img_shapes = None
-        self._warned_padding = False
 
         common = dict(spike_cfg=spike_cfg, norm_cfg=norm_cfg,
                       num_timesteps=num_timesteps)
@@ -187,44 +173,8 @@ class SDTV3(BaseModule):
                 ]
             self.stages.append(SDTV3Stage(downsample, blocks))
             in_dims = dims
-        self.pruner = self._build_pruner(pruning)
-        # dense backbone: runs padded batches on the valid tokens only
-        self.padding_runner = self._build_pruner(
-            dict(keep_ratios=1.0)) if pruning is None else None
+        self.init_pruning(pruning)
         self._freeze_stages()
-
-    def _build_pruner(self, pruning: Optional[dict]) -> Optional[TokenPruner]:
-        if pruning is None:
-            return None
-        if not isinstance(pruning, dict):
-            raise TypeError(f'pruning must be a dict or None, got {pruning!r}')
-        transformer_stages = range(self.num_conv_stages, 4)
-        names = [f'stages.{s}.blocks.{b}' for s in transformer_stages
-                 for b in range(self.depths[s])]
-        cfg = dict(pruning)
-        unknown = set(cfg) - set(self.pruning_keys)
-        if unknown:
-            raise KeyError(f'pruning has unknown key(s) {sorted(unknown)}; '
-                           f'allowed: {list(self.pruning_keys)}')
-        if cfg.get('temporal_selection') == 'per_timestep' and \
-                self.num_timesteps > 1 and self.spike_cfg['type'] == 'LIF':
-            raise ValueError(
-                "pruning.temporal_selection='per_timestep' needs stateless "
-                "neurons: a LIF neuron must see the same tokens at every "
-                "timestep; use 'shared' or spike_cfg type 'MultiSpike'")
-        return TokenPruner(
-            names, [self.depths[s] for s in transformer_stages],
-            num_timesteps=self.num_timesteps, **cfg)
-
-    @property
-    def neuron_settings(self) -> dict:
-        """What the weights were trained for and cannot show: the neuron
-        type, ``D`` (max spikes per timestep) and ``T``."""
-        return dict(type=self.spike_cfg['type'],
-                    max_spikes=int(self.spike_cfg.get(
-                        'max_spikes', 4 if self.spike_cfg['type'] ==
-                        'MultiSpike' else 1)),
-                    num_timesteps=self.num_timesteps)
 
     @property
     def out_channels(self) -> List[int]:
@@ -238,112 +188,14 @@ class SDTV3(BaseModule):
         strides = [self.stage_strides[i] for i in self.out_indices]
         return [2] + strides if self.out_stem else strides
 
-    def set_img_shapes(self,
-                       img_shapes: Optional[Sequence[Tuple[int, int]]],
-                       batch_shape: Optional[Tuple[int, int]] = None) -> None:
-        """Give the ``(h, w)`` of each image before padding for the next
-        forward, which consumes them.
-
-        Args:
-            img_shapes (list[tuple[int, int]] | None): per-image valid size.
-            batch_shape (tuple[int, int], optional): padded batch size the
-                shapes refer to; a forward on another size (e.g. a sliding
-                window crop) ignores them.
-        """
-        if img_shapes is None:
-            self._img_shapes = None
-            return
-        shapes = [(int(h), int(w)) for h, w in img_shapes]
-        self._img_shapes = (shapes, None if batch_shape is None else
-                            tuple(int(s) for s in batch_shape))
-
-    def set_keep_ratios(self, keep_ratios) -> None:
-        """Change retention ratios; see ``TokenPruner.set_keep_ratios``."""
-        if self.pruner is None:
-            raise RuntimeError('this SDTV3 was built with pruning=None; '
-                               'build it with a pruning dict to set ratios')
-        self.pruner.set_keep_ratios(keep_ratios)
-
-    @property
-    def token_records(self):
-        """Per-block :class:`TokenRecord` list of the last forward."""
-        return [] if self.pruner is None else self.pruner.records
-
-    def _consume_img_shapes(self, x: torch.Tensor):
-        """Pop the shapes given by :meth:`set_img_shapes` if they fit ``x``."""
-        given, self._img_shapes = self._img_shapes, None
-        if given is None:
-            return None
-        shapes, batch_shape = given
-        if batch_shape is not None and tuple(x.shape[-2:]) != batch_shape:
-            return None
-        if len(shapes) != x.shape[0]:
-            raise ValueError(f'set_img_shapes got {len(shapes)} shapes for a '
-                             f'batch of {x.shape[0]} images')
-        return shapes
-
-    def _to_timesteps(self, x: torch.Tensor) -> torch.Tensor:
-        """``[B, C, H, W]`` or ``[B, T, C, H, W]`` -> ``[T * B, C, H, W]``."""
-        if x.dim() == 4:
-            return x.repeat(self.num_timesteps, 1, 1, 1)
-        if x.dim() == 5 and x.shape[1] == self.num_timesteps:
-            return x.transpose(0, 1).flatten(0, 1)
-        raise ValueError(
-            f'SDTV3 expects [B, C, H, W] or [B, T={self.num_timesteps}, C, H, '
-            f'W] input, got shape {tuple(x.shape)}')
-
-    def _merge_timesteps(self, x: torch.Tensor) -> torch.Tensor:
-        """``[T * B, C, H, W]`` -> mean over T ``[B, C, H, W]``."""
-        if self.num_timesteps == 1:
-            return x
-        return x.view(self.num_timesteps, -1, *x.shape[1:]).mean(0)
-
-    def _warn_if_padded(self, x: torch.Tensor) -> None:
-        """Warn once when a pruned backbone gets a batch that looks
-        zero-padded at the bottom / right but no image shapes."""
-        if self._warned_padding or self.pruner is None or x.dim() != 4:
-            return
-        last_row = x[:, :, -1, :].flatten(1).eq(0).all(1)
-        last_col = x[:, :, :, -1].flatten(1).eq(0).all(1)
-        if bool((last_row | last_col).any()):
-            self._warned_padding = True
-            message = (
-                'SDTV3: the input looks zero-padded at the bottom / right, '
-                'but no image shapes were given, so padded tokens count as '
-                'valid and can be kept instead of real ones. Add '
-                "dict(type='PaddingAwarePruningHook') to custom_hooks, or "
-                'call backbone.set_img_shapes(...) before each forward.')
-            warnings.warn(message)
-            print_log(message, logger='current', level=logging.WARNING)
-
-    def _run_transformer_stage(self, runner: TokenPruner,
-                               stage: SDTV3Stage, stage_index: int,
-                               x: torch.Tensor, first_block: int,
-                               valid: torch.Tensor) -> torch.Tensor:
-        active = torch.ones_like(valid)
-        for offset, block in enumerate(stage.blocks):
-            x, active = runner(block, x, first_block + offset, stage_index,
-                               valid, active)
-        return x
-
-    def _valid_tokens(self, img_shapes, stage_index: int,
-                      x: torch.Tensor) -> torch.Tensor:
-        """``[T * B, H * W]`` bool: tokens inside each image."""
-        rows, _, height, width = x.shape
-        if img_shapes is None or not self.mask_padding:
-            return x.new_ones(rows, height * width, dtype=torch.bool)
-        valid = valid_token_mask(img_shapes, self.stage_strides[stage_index],
-                                 height, width, x.device)
-        return valid.repeat(self.num_timesteps, 1)
-
-    def _token_runner(self, img_shapes) -> Optional[TokenPruner]:
-        """The pruner, or for a dense backbone on a padded batch the keep-1
-        runner; None runs the blocks plainly."""
-        if self.pruner is not None:
-            return self.pruner
-        if img_shapes is not None and self.mask_padding:
-            return self.padding_runner
-        return None
+    def prunable_stages(self) -> List[PrunableStage]:
+        """The transformer stages (3 and 4)."""
+        return [
+            PrunableStage(index, f'stages.{index}.blocks',
+                          self.stages[index].blocks,
+                          self.stage_strides[index])
+            for index in range(self.num_conv_stages, 4)
+        ]
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         """Extract features.
@@ -355,28 +207,20 @@ class SDTV3(BaseModule):
             tuple[Tensor]: ``[B, C_i, ceil(H / s_i), ceil(W / s_i)]`` maps for
             :attr:`out_channels` / :attr:`out_strides`.
         """
-        img_shapes = self._consume_img_shapes(x)
-        if img_shapes is None:
-            self._warn_if_padded(x)
-        runner = self._token_runner(img_shapes)
-        if runner is not None:
-            runner.reset_records()
-        x = self._to_timesteps(x)
+        state = self.begin_forward(x)
+        x = self.to_timesteps(x)
         x = self.stem.blocks[0](self.stem.downsample(x))
-        outs = [self._merge_timesteps(x)] if self.out_stem else []
-        first_block = 0
+        outs = [self.merge_timesteps(x)] if self.out_stem else []
+        prunable = {stage.index: stage for stage in self.prunable_stages()}
         for stage_index, stage in enumerate(self.stages):
             x = stage.downsample(x)
-            if runner is not None and stage_index >= self.num_conv_stages:
-                valid = self._valid_tokens(img_shapes, stage_index, x)
-                x = self._run_transformer_stage(runner, stage, stage_index,
-                                                x, first_block, valid)
-                first_block += len(stage.blocks)
+            if stage_index in prunable:
+                x = self.run_stage(prunable[stage_index], x, state)
             else:
                 for block in stage.blocks:
                     x = block(x)
             if stage_index in self.out_indices:
-                outs.append(self._merge_timesteps(x))
+                outs.append(self.merge_timesteps(x))
         return tuple(outs)
 
     def _frozen_modules(self) -> List[nn.Module]:
