@@ -1,4 +1,4 @@
-"""Every det / seg config takes its backbone and pruning block from the
+"""Every SDT-V3 det / seg config takes its backbone and pruning block from the
 shared bases in configs/_base_/."""
 import glob
 import os
@@ -8,8 +8,8 @@ from mmengine.config import Config
 
 CONFIG_DIR = os.path.join(os.path.dirname(__file__), '..', '..', 'configs')
 CONFIGS = sorted(
-    glob.glob(os.path.join(CONFIG_DIR, 'det', '*.py')) +
-    glob.glob(os.path.join(CONFIG_DIR, 'seg', '*.py')))
+    glob.glob(os.path.join(CONFIG_DIR, 'det', 'sdtv3_*.py')) +
+    glob.glob(os.path.join(CONFIG_DIR, 'seg', 'sdtv3_*.py')))
 # what the M and demo variants override on top of the shared L backbone
 VARIANT_KEYS = {'embed_dims', 'drop_path_rate', 'init_cfg'}
 # retention of the TP configs: the paper's settings for each task

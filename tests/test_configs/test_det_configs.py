@@ -1,4 +1,4 @@
-"""Detection configs: build, consistent strides, plug-in into stock configs."""
+"""SDT-V3 detection configs: build, consistent strides, plug-in into stock configs."""
 import glob
 import os
 
@@ -10,7 +10,7 @@ from mmengine.registry import init_default_scope
 import mmtpspike  # noqa: F401
 
 DET_CONFIGS = sorted(glob.glob(os.path.join(
-    os.path.dirname(__file__), '..', '..', 'configs', 'det', '*.py')))
+    os.path.dirname(__file__), '..', '..', 'configs', 'det', 'sdtv3_*.py')))
 
 
 def build_detector(cfg):

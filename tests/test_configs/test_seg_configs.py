@@ -1,4 +1,4 @@
-"""Segmentation configs: build, consistent strides, plug-in into UPerNet."""
+"""SDT-V3 segmentation configs: build, consistent strides, plug-in into UPerNet."""
 import glob
 import os
 
@@ -10,7 +10,7 @@ from mmengine.registry import init_default_scope
 import mmtpspike  # noqa: F401
 
 SEG_CONFIGS = sorted(glob.glob(os.path.join(
-    os.path.dirname(__file__), '..', '..', 'configs', 'seg', '*.py')))
+    os.path.dirname(__file__), '..', '..', 'configs', 'seg', 'sdtv3_*.py')))
 
 
 def build_segmentor(cfg):
