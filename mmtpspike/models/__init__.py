@@ -1,4 +1,4 @@
 from .backbones import SDTV3
-from .necks import SpikeFPN
+from .necks import SimplePyramidAdapter, SpikeFPN
 
-__all__ = ['SDTV3', 'SpikeFPN']
+__all__ = ['SDTV3', 'SimplePyramidAdapter', 'SpikeFPN']

@@ -1,4 +1,4 @@
-"""SDT-V3 detection configs: build, consistent strides, plug-in into stock configs."""
+"""SDT-V3 detection configs: build, strides, plug-in into stock configs."""
 import glob
 import os
 

@@ -1,4 +1,4 @@
-"""SDT-V3 segmentation configs: build, consistent strides, plug-in into UPerNet."""
+"""SDT-V3 segmentation configs: build, strides, plug-in into UPerNet."""
 import glob
 import os
 

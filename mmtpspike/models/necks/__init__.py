@@ -1,3 +1,4 @@
+from .simple_pyramid import SimplePyramidAdapter
 from .spike_fpn import SpikeFPN
 
-__all__ = ['SpikeFPN']
+__all__ = ['SimplePyramidAdapter', 'SpikeFPN']
