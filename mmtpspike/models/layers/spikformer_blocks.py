@@ -1,0 +1,335 @@
+"""Building blocks of Spikformer (Zhou et al., ICLR 2023).
+
+* :class:`SpikingPatchSplitting` (SPS): four ``conv 3x3 -> BN -> LIF ->
+  max-pool 3x3 s2`` steps (widths ``D/8, D/4, D/2, D``, stride 16), then the
+  relative position embedding (RPE) shortcut ``x + LIF(BN(conv 3x3(x)))``.
+* :class:`SpikingSelfAttention` (SSA): binary ``q, k, v`` from linear + BN +
+  LIF, ``q (k^T v) * scale`` per head without softmax, an attention LIF (its
+  own threshold, 0.5 in the public code), then linear + BN + LIF.
+* :class:`SpikingMLP`: linear + BN + LIF, twice.
+* :class:`SpikformerBlock`: ``x + SSA(x)``, then ``x + MLP(x)``, split into
+  the parts that token pruning drives.
+
+Linear layers are 1x1 convs on ``[R, C, N]`` tokens, ``R = T * B`` rows in
+timestep-major order. Module names follow the public definition up to the
+grouping of each ``conv / bn / lif`` triple into one unit, so the public keys
+map with a short table (see
+:mod:`mmtpspike.models.backbones.spikformer_checkpoint`).
+"""
+from typing import Optional
+
+import torch
+import torch.nn as nn
+from mmcv.cnn import build_norm_layer
+from mmcv.cnn.bricks import DropPath
+from mmengine.model import BaseModule
+
+from .sdtv3_blocks import norm1d_cfg
+from .spike_neurons import build_spike_neuron
+
+
+#: the public definition's neurons (tau 2, hard reset, thresholds 1 / 0.5)
+DEFAULT_SPIKE_CFG = dict(type='LIF', tau=2.0, v_threshold=1.0)
+DEFAULT_ATTN_SPIKE_CFG = dict(type='LIF', tau=2.0, v_threshold=0.5)
+
+
+class SpikingConvUnit(BaseModule):
+    """``conv 3x3 (no bias) -> BN -> spike`` on ``[R, C, H, W]`` maps.
+
+    Args:
+        in_channels (int): Input channels.
+        out_channels (int): Output channels.
+        spike_cfg (dict): Neuron config.
+        norm_cfg (dict): 2-D norm config.
+        num_timesteps (int): ``T`` for stateful neurons.
+        encodes_input (bool): True for the conv that reads the image (marks
+            it for the spike-driven and energy tools).
+    """
+
+    def __init__(self,
+                 in_channels: int,
+                 out_channels: int,
+                 spike_cfg: dict,
+                 norm_cfg: dict,
+                 num_timesteps: int,
+                 encodes_input: bool = False,
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(init_cfg)
+        self.conv = nn.Conv2d(in_channels, out_channels, 3, padding=1,
+                              bias=False)
+        self.conv.encodes_input = encodes_input
+        self.bn = build_norm_layer(norm_cfg, out_channels)[1]
+        self.lif = build_spike_neuron(spike_cfg, num_timesteps)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``[R, C_in, H, W]`` -> spikes ``[R, C_out, H, W]``."""
+        return self.lif(self.bn(self.conv(x)))
+
+
+class SpikingLinear(BaseModule):
+    """``linear -> BN -> spike`` on flat tokens ``[R, C, N]``.
+
+    Args:
+        in_channels (int): Input channels.
+        out_channels (int): Output channels.
+        spike_cfg (dict): Neuron config.
+        norm_cfg (dict): 2-D norm config (its 1-D counterpart is used).
+        num_timesteps (int): ``T`` for stateful neurons.
+        bias (bool): Bias of the linear layer.
+    """
+
+    def __init__(self,
+                 in_channels: int,
+                 out_channels: int,
+                 spike_cfg: dict,
+                 norm_cfg: dict,
+                 num_timesteps: int,
+                 bias: bool = True,
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(init_cfg)
+        self.conv = nn.Conv1d(in_channels, out_channels, 1, bias=bias)
+        self.bn = build_norm_layer(norm1d_cfg(norm_cfg), out_channels)[1]
+        self.lif = build_spike_neuron(spike_cfg, num_timesteps)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """``[R, C_in, N]`` -> spikes ``[R, C_out, N]``."""
+        return self.lif(self.bn(self.conv(tokens)))
+
+
+class SpikingPatchSplitting(BaseModule):
+    """Spikformer's patch embedding (SPS), stride 16.
+
+    Every step halves the map with a ``3x3 / 2`` max-pool (padding 1), so any
+    input size works: ``[R, C_in, H, W]`` -> ``[R, D, ceil(H / 16),
+    ceil(W / 16)]``.
+
+    Args:
+        in_channels (int): Image channels.
+        embed_dims (int): ``D``, divisible by 8.
+        spike_cfg (dict): Neuron config.
+        norm_cfg (dict): 2-D norm config.
+        num_timesteps (int): ``T`` for stateful neurons.
+    """
+
+    width_divisors = (8, 4, 2, 1)
+
+    def __init__(self,
+                 in_channels: int,
+                 embed_dims: int,
+                 spike_cfg: dict,
+                 norm_cfg: dict,
+                 num_timesteps: int,
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(init_cfg)
+        if embed_dims % self.width_divisors[0]:
+            raise ValueError(f'embed_dims ({embed_dims}) must be divisible '
+                             f'by {self.width_divisors[0]}: the patch '
+                             f'embedding starts at embed_dims / '
+                             f'{self.width_divisors[0]} channels')
+        widths = [embed_dims // d for d in self.width_divisors]
+        self.proj = nn.ModuleList(
+            SpikingConvUnit(c_in, c_out, spike_cfg, norm_cfg, num_timesteps,
+                            encodes_input=index == 0)
+            for index, (c_in, c_out) in enumerate(
+                zip([in_channels] + widths[:-1], widths)))
+        self.pool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+        self.rpe = SpikingConvUnit(embed_dims, embed_dims, spike_cfg,
+                                   norm_cfg, num_timesteps)
+
+    @property
+    def stride(self) -> int:
+        """Stride of the token map w.r.t. the input."""
+        return 2**len(self.proj)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``[R, C_in, H, W]`` -> ``[R, D, ceil(H / 16), ceil(W / 16)]``
+        (spikes plus RPE spikes, values in {0, 1, 2})."""
+        for unit in self.proj:
+            x = self.pool(unit(x))
+        return x + self.rpe(x)
+
+
+class SpikingSelfAttention(BaseModule):
+    """Spiking self-attention (SSA) on flat tokens, without softmax.
+
+    Per head: ``out = attn_lif(q (k^T v) * scale)``, computed in this
+    linear order (the public code's), cost linear in the number of tokens;
+    ``(q k^T) v`` is the same product.
+
+    Args:
+        channels (int): Token channels ``C``.
+        num_heads (int): Heads; must divide ``C``.
+        spike_cfg (dict): Neuron config of ``q, k, v`` and the projection.
+        attn_spike_cfg (dict): Neuron config after ``q k^T v``.
+        norm_cfg (dict): 2-D norm config.
+        scale (float): Attention scale (0.125 in the public code, not
+            ``1 / sqrt(d)``).
+        num_timesteps (int): ``T`` for stateful neurons.
+    """
+
+    def __init__(self,
+                 channels: int,
+                 num_heads: int,
+                 spike_cfg: dict,
+                 attn_spike_cfg: dict,
+                 norm_cfg: dict,
+                 scale: float = 0.125,
+                 num_timesteps: int = 1,
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(init_cfg)
+        if channels % num_heads:
+            raise ValueError(f'channels ({channels}) must be divisible by '
+                             f'num_heads ({num_heads})')
+        self.num_heads = num_heads
+        self.scale = scale
+        unit = dict(spike_cfg=spike_cfg, norm_cfg=norm_cfg,
+                    num_timesteps=num_timesteps)
+        self.q = SpikingLinear(channels, channels, bias=False, **unit)
+        self.k = SpikingLinear(channels, channels, bias=False, **unit)
+        self.v = SpikingLinear(channels, channels, bias=False, **unit)
+        self.attn_lif = build_spike_neuron(attn_spike_cfg, num_timesteps)
+        self.proj = SpikingLinear(channels, channels, **unit)
+
+    def _heads(self, x: torch.Tensor) -> torch.Tensor:
+        """``[R, C, N]`` -> ``[R, heads, N, C / heads]``."""
+        rows, channels, num_tokens = x.shape
+        return x.view(rows, self.num_heads, channels // self.num_heads,
+                      num_tokens).transpose(-1, -2)
+
+    def forward(self,
+                tokens: torch.Tensor,
+                token_mask: Optional[torch.Tensor] = None,
+                context: Optional[torch.Tensor] = None,
+                context_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Attend over tokens.
+
+        Args:
+            tokens (Tensor): ``[R, C, K]`` queries (and keys / values unless
+                ``context`` is given).
+            token_mask (Tensor, optional): ``[R, K]`` bool; False marks
+                filler slots, whose keys are zeroed so they add nothing to
+                ``k^T v``.
+            context (Tensor, optional): ``[R, C, M]`` tokens that give the
+                keys and values instead of ``tokens`` (all tokens of the map
+                while only kept tokens query).
+            context_mask (Tensor, optional): ``[R, M]`` bool; False marks
+                context tokens left out of ``k^T v`` (padding).
+
+        Returns:
+            Tensor: spikes ``[R, C, K]``.
+        """
+        rows, channels, num_tokens = tokens.shape
+        source, mask = (tokens, token_mask) if context is None else (
+            context, context_mask)
+        q = self.q(tokens)
+        k = self.k(source)
+        v = self.v(source)
+        if mask is not None:
+            k = k * mask.unsqueeze(1).to(k.dtype)
+        key_values = self._heads(k).transpose(-2, -1) @ self._heads(v)
+        out = (self._heads(q) @ key_values) * self.scale
+        out = out.transpose(-1, -2).reshape(rows, channels, num_tokens)
+        return self.proj(self.attn_lif(out))
+
+
+class SpikingMLP(BaseModule):
+    """Token-wise MLP: ``fc1 -> BN -> LIF -> fc2 -> BN -> LIF``.
+
+    Args:
+        channels (int): Token channels.
+        hidden_channels (int): Hidden width.
+        spike_cfg (dict): Neuron config.
+        norm_cfg (dict): 2-D norm config.
+        num_timesteps (int): ``T`` for stateful neurons.
+    """
+
+    def __init__(self,
+                 channels: int,
+                 hidden_channels: int,
+                 spike_cfg: dict,
+                 norm_cfg: dict,
+                 num_timesteps: int = 1,
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(init_cfg)
+        unit = dict(spike_cfg=spike_cfg, norm_cfg=norm_cfg,
+                    num_timesteps=num_timesteps)
+        self.fc1 = SpikingLinear(channels, hidden_channels, **unit)
+        self.fc2 = SpikingLinear(hidden_channels, channels, **unit)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """``[R, C, N]`` -> spikes ``[R, C, N]``."""
+        return self.fc2(self.fc1(tokens))
+
+
+class SpikformerBlock(BaseModule):
+    """Spikformer encoder block: ``x + SSA(x)``, then ``x + MLP(x)``.
+
+    The block has no spatial part, so :meth:`mix` is the identity and token
+    pruning runs the whole block on the kept tokens. The residual stream is
+    a sum of spike maps (the public code's SEW-style residual).
+
+    Args:
+        channels (int): Channels ``C``.
+        num_heads (int): Attention heads.
+        spike_cfg (dict): Neuron config.
+        attn_spike_cfg (dict): Neuron config after ``q k^T v``.
+        norm_cfg (dict): 2-D norm config.
+        mlp_ratio (float): MLP hidden width / ``C``. Default: 4.
+        attn_scale (float): See :class:`SpikingSelfAttention`.
+        drop_path (float): Stochastic depth rate of both residuals (the
+            public code builds but never applies it; 0 reproduces it).
+        num_timesteps (int): ``T`` for stateful neurons.
+    """
+
+    def __init__(self,
+                 channels: int,
+                 num_heads: int,
+                 spike_cfg: dict,
+                 attn_spike_cfg: dict,
+                 norm_cfg: dict,
+                 mlp_ratio: float = 4.,
+                 attn_scale: float = 0.125,
+                 drop_path: float = 0.,
+                 num_timesteps: int = 1,
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(init_cfg)
+        self.attn = SpikingSelfAttention(channels, num_heads, spike_cfg,
+                                         attn_spike_cfg, norm_cfg, attn_scale,
+                                         num_timesteps)
+        self.mlp = SpikingMLP(channels, int(channels * mlp_ratio), spike_cfg,
+                              norm_cfg, num_timesteps)
+        self.drop_path = DropPath(drop_path) if drop_path > 0 else \
+            nn.Identity()
+
+    def mix(self, x: torch.Tensor) -> torch.Tensor:
+        """No spatial part: ``[R, C, H, W]`` returned unchanged."""
+        return x
+
+    def attention_residual(
+            self,
+            tokens: torch.Tensor,
+            token_mask: Optional[torch.Tensor] = None,
+            context: Optional[torch.Tensor] = None,
+            context_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """SSA residual: ``[R, C, K]`` -> ``[R, C, K]`` (masks and context
+        as in :meth:`SpikingSelfAttention.forward`)."""
+        return tokens + self.drop_path(
+            self.attn(tokens, token_mask, context, context_mask))
+
+    def mlp_residual(self, tokens: torch.Tensor) -> torch.Tensor:
+        """MLP residual, token-wise: ``[R, C, K]`` -> ``[R, C, K]``."""
+        return tokens + self.drop_path(self.mlp(tokens))
+
+    def transform_tokens(
+            self,
+            tokens: torch.Tensor,
+            token_mask: Optional[torch.Tensor] = None,
+            context: Optional[torch.Tensor] = None,
+            context_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """SSA + MLP residuals: ``[R, C, K]`` -> ``[R, C, K]``."""
+        return self.mlp_residual(self.attention_residual(
+            tokens, token_mask, context, context_mask))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Dense block: ``[R, C, H, W]`` -> ``[R, C, H, W]``."""
+        return self.transform_tokens(self.mix(x).flatten(2)).view_as(x)
