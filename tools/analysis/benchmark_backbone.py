@@ -23,7 +23,12 @@ measured speed-up over ours-dense by it (target: >= 90 %).
 
 ``--mode train`` instead times one fine-tuning step (forward + backward of
 the backbone in train mode, batch ``--batch``) dense vs each ``--keep`` and
-reports time per iteration and peak memory as ratios to dense.
+reports time per iteration and peak memory as ratios to dense. It takes any
+prunable backbone: ``--backbone QKFormer --arch 10-384 --timesteps 4``
+(default: ``SDTV3``, arch ``l``)::
+
+    python tools/analysis/benchmark_backbone.py --mode train \
+        --backbone Spikformer --arch 8-384 --shape 512 512 --keep 0.5
 """
 import argparse
 import sys
@@ -81,12 +86,32 @@ def train_step(model, image):
         sum(o.float().mean() for o in model(image)).backward()
 
 
-def measure_train(arch, keep, shape, batch, warmup, repeats, device,
-                  threads):
+def build_any(backbone: str, arch: str, timesteps, keep: float):
+    """A registered prunable backbone at ``keep`` (IRToP), or dense."""
+    import mmtpspike.models  # noqa: F401 (registers the backbones)
+    from mmengine.registry import MODELS
+    cls = MODELS.get(backbone)
+    if cls is None:
+        raise SystemExit(f'error: unknown --backbone {backbone!r}')
+    kwargs = dict(arch=arch, init_cfg=None)
+    if timesteps:
+        kwargs['num_timesteps'] = timesteps
+    if keep < 1:
+        kwargs['pruning'] = dict(keep_ratios=keep)
+    torch.manual_seed(0)
+    return cls(**kwargs)
+
+
+def measure_train(backbone, arch, timesteps, keep, shape, batch, warmup,
+                  repeats, device, threads):
     torch.set_num_threads(threads)
     torch.manual_seed(1)
     image = torch.randn(batch, 3, *shape, device=device)
-    model = build(arch, 'linear', False, keep).to(device).train()
+    if backbone == 'SDTV3':
+        model = build(arch, 'linear', False, keep)
+    else:
+        model = build_any(backbone, arch, timesteps, keep)
+    model = model.to(device).train()
     result = time_forward(lambda x: train_step(model, x), (image, ), warmup,
                           repeats, device)
     del result['outputs']
@@ -98,7 +123,8 @@ def main_train(args):
     results = []
     for keep in keeps:
         print(f'measuring train step keep={keep} ...', file=sys.stderr)
-        common = (args.arch, keep, tuple(args.shape), args.batch)
+        common = (args.backbone, args.arch, args.timesteps, keep,
+                  tuple(args.shape), args.batch)
         result = run_isolated(measure_train, *common, args.warmup,
                               args.repeats, args.device, args.threads)
         if args.device == 'cpu':
@@ -107,9 +133,11 @@ def main_train(args):
                 env=EXACT_MEMORY_ENV)['peak_mib']
         results.append(result)
     dense = results[0]
-    print(f'SDT-V3-{args.arch.upper()} fine-tuning step (forward + backward),'
-          f' batch {args.batch} x {args.shape[0]} x {args.shape[1]}, '
-          f'{args.device}, {args.threads} threads, median of {args.repeats}')
+    steps = f', T={args.timesteps}' if args.timesteps else ''
+    print(f'{args.backbone} {args.arch}{steps} fine-tuning step (forward + '
+          f'backward), batch {args.batch} x {args.shape[0]} x '
+          f'{args.shape[1]}, {args.device}, {args.threads} threads, median '
+          f'of {args.repeats}')
     print('| keep | time / iter (s) | peak mem (MiB) | time vs dense | '
           'peak mem vs dense |')
     print('|' + ' --- |' * 5)
@@ -121,7 +149,12 @@ def main_train(args):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--backbone', default='SDTV3',
+                        help='registered prunable backbone (--mode train)')
     parser.add_argument('--arch', default='l')
+    parser.add_argument('--timesteps', type=int,
+                        help='T of the backbone (--mode train; default: the '
+                        "backbone's own)")
     parser.add_argument('--shape', type=int, nargs=2, default=[800, 1216])
     parser.add_argument('--keep', type=float, nargs='+', default=[0.78, 0.56])
     parser.add_argument('--warmup', type=int, default=1)
@@ -135,6 +168,9 @@ def main():
     args = parser.parse_args()
     if args.mode == 'train':
         return main_train(args)
+    if args.backbone != 'SDTV3':
+        parser.error('--mode inference compares SDTV3 with the public SDT-V3 '
+                     'computation; use --mode train for other backbones')
 
     rows = [('public', 1.0), ('linear', 1.0), ('ours', 1.0)]
     for keep in args.keep:
