@@ -1,7 +1,10 @@
+from .sdtv1 import SDTV1
+from .sdtv1_checkpoint import convert_sdtv1_keys, load_sdtv1_checkpoint
 from .sdtv3 import SDTV3
 from .sdtv3_checkpoint import convert_official_keys, load_sdtv3_checkpoint
 from .spikformer import Spikformer
 
 __all__ = [
+    'SDTV1', 'convert_sdtv1_keys', 'load_sdtv1_checkpoint',
     'SDTV3', 'Spikformer', 'convert_official_keys', 'load_sdtv3_checkpoint'
 ]
