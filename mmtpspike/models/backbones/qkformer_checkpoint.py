@@ -1,0 +1,169 @@
+"""Loading public QKFormer ImageNet checkpoints into :class:`QKFormer`.
+
+Public checkpoints (``imagenet/qkformer.py`` of the QKFormer code, stored
+under ``model``) name modules ``patch_embed1.proj_conv.weight``,
+``stage1.0.tssa.q_conv.weight``, ``stage3.4.attn.proj_bn.bias``,
+``stage2.1.mlp.fc1_conv.weight``, ``head.weight``... The key table:
+
+====================================  ====================================
+public                                QKFormer
+====================================  ====================================
+``patch_embed{i}.``                   ``stages.{i-1}.patch_embed.``
+``stage{i}.{j}.``                     ``stages.{i-1}.blocks.{j}.``
+``...patch_embed.proj_{conv,bn}``     ``...patch_embed.stem_{conv,bn}``
+``proj1_`` / ``proj3_``               ``down_``
+``proj2_`` / ``proj4_``               ``embed_``
+``proj_res_``                         ``shortcut_``
+``...blocks.{j}.tssa.``               ``...blocks.{j}.attn.``
+``head.``                             dropped (classifier)
+====================================  ====================================
+
+Tensor shapes are unchanged. :func:`load_qkformer_checkpoint` reports every
+renamed, dropped, missing and unexpected key and refuses shape mismatches.
+"""
+import os.path as osp
+import re
+from typing import Dict, List, Optional, Tuple, Union
+
+import torch
+import torch.nn as nn
+from mmengine.logging import print_log
+from mmengine.runner.checkpoint import CheckpointLoader
+
+from mmtpspike.utils.checkpoint import safe_load_checkpoint
+from .sdtv3_checkpoint import extract_state_dict
+
+PATCH_EMBED = re.compile(r'^patch_embed([123])\.(proj(?:\d|_res)?)_')
+BLOCK = re.compile(r'^stage([123])\.(\d+)\.(tssa\.)?')
+# public patch-embedding layer -> QKFormer layer (suffix _conv / _bn kept)
+PATCH_EMBED_LAYERS = {
+    'proj': 'stem',
+    'proj1': 'down',
+    'proj2': 'embed',
+    'proj3': 'down',
+    'proj4': 'embed',
+    'proj_res': 'shortcut',
+}
+CLASSIFIER_PREFIXES = ('head.', )
+
+
+def rename_public_key(key: str) -> str:
+    """Map one public key to the QKFormer name (other keys unchanged)."""
+    match = PATCH_EMBED.match(key)
+    if match and match.group(2) in PATCH_EMBED_LAYERS:
+        stage = int(match.group(1)) - 1
+        layer = PATCH_EMBED_LAYERS[match.group(2)]
+        return f'stages.{stage}.patch_embed.{layer}_' + key[match.end():]
+    match = BLOCK.match(key)
+    if match:
+        stage = int(match.group(1)) - 1
+        attn = 'attn.' if match.group(3) else ''
+        return f'stages.{stage}.blocks.{match.group(2)}.{attn}' + \
+            key[match.end():]
+    return key
+
+
+def convert_qkformer_keys(
+    state_dict: Dict[str, torch.Tensor]
+) -> Tuple[Dict[str, torch.Tensor], Dict[str, str], List[str]]:
+    """Convert public QKFormer keys to QKFormer keys; drop the classifier.
+
+    Keys already in QKFormer form pass unchanged, so checkpoints saved by
+    this package load too.
+
+    Returns:
+        tuple[dict, dict, list[str]]: converted state dict, ``{public key:
+        new key}`` for every renamed key, and the dropped classifier keys.
+    """
+    converted, renamed, dropped = {}, {}, []
+    for key, value in state_dict.items():
+        if key.startswith(CLASSIFIER_PREFIXES):
+            dropped.append(key)
+            continue
+        new_key = rename_public_key(key)
+        if new_key != key:
+            renamed[key] = new_key
+        converted[new_key] = value
+    return converted, renamed, dropped
+
+
+def _width_hint(state_dict: Dict[str, torch.Tensor]) -> str:
+    """Guess the arch of a converted checkpoint from its stage widths."""
+    from .qkformer import QKFormer
+    widths = [state_dict[f'stages.{i}.patch_embed.embed_conv.weight'].shape[0]
+              for i in range(3)
+              if f'stages.{i}.patch_embed.embed_conv.weight' in state_dict]
+    for arch, setting in QKFormer.arch_settings.items():
+        if setting['embed_dims'] == widths:
+            return f" (the checkpoint looks like arch='{arch}', {widths})"
+    return f' (checkpoint stage widths {widths})' if widths else ''
+
+
+def _read(checkpoint: Union[str, dict], logger: str) -> Tuple[dict, str]:
+    """Load a path / URL (safely) or pass a loaded checkpoint through."""
+    if not isinstance(checkpoint, str):
+        return checkpoint, '<state dict>'
+    if '://' in checkpoint:
+        return CheckpointLoader.load_checkpoint(
+            checkpoint, map_location='cpu', logger=logger), checkpoint
+    if not osp.isfile(checkpoint):
+        raise FileNotFoundError(f'QKFormer checkpoint not found: '
+                                f'{checkpoint}')
+    return safe_load_checkpoint(checkpoint), checkpoint
+
+
+def load_qkformer_checkpoint(model: nn.Module,
+                             checkpoint: Union[str, dict],
+                             prefix: Optional[str] = None,
+                             logger: str = 'current') -> dict:
+    """Load a public or converted QKFormer checkpoint into ``model``.
+
+    Args:
+        model (QKFormer): the backbone.
+        checkpoint (str | dict): path or URL (any mmengine scheme, loaded
+            safely), or an already loaded checkpoint.
+        prefix (str, optional): see
+            :func:`~mmtpspike.models.backbones.sdtv3_checkpoint.extract_state_dict`.
+        logger (str): mmengine logger name for the report.
+
+    Returns:
+        dict: ``renamed`` (``{public key: new key}``), ``dropped``,
+        ``missing`` and ``unexpected`` key lists. A stride-32 stage is
+        newly initialised, so its keys are always missing.
+
+    Raises:
+        FileNotFoundError: the path does not exist.
+        ValueError: a tensor's shape differs from the model's (names the
+            key, both shapes and the arch the checkpoint looks like).
+    """
+    checkpoint, source = _read(checkpoint, logger)
+    state, renamed, dropped = convert_qkformer_keys(
+        extract_state_dict(checkpoint, prefix))
+    own = model.state_dict()
+    mismatched = [f'{k}: checkpoint {tuple(v.shape)} vs model '
+                  f'{tuple(own[k].shape)}' for k, v in state.items()
+                  if k in own and own[k].shape != v.shape]
+    if mismatched:
+        raise ValueError(
+            f'QKFormer checkpoint {source} does not fit this backbone '
+            f'(embed_dims={getattr(model, "embed_dims", "?")})'
+            f'{_width_hint(state)}; mismatched shapes:\n  ' +
+            '\n  '.join(mismatched[:10]) +
+            ('' if len(mismatched) <= 10 else
+             f'\n  ... and {len(mismatched) - 10} more'))
+    result = model.load_state_dict(state, strict=False)
+    report = dict(renamed=renamed, dropped=dropped,
+                  missing=list(result.missing_keys),
+                  unexpected=list(result.unexpected_keys))
+    print_log(f'Loaded QKFormer checkpoint {source}: {len(state)} tensors, '
+              f'{len(renamed)} keys renamed from the public layout, dropped '
+              f'classifier keys {dropped}', logger=logger)
+    print_log('renamed keys: ' + ', '.join(
+        f'{old} -> {new}' for old, new in renamed.items()), logger=logger,
+        level=10)
+    for kind in ('missing', 'unexpected'):
+        if report[kind]:
+            print_log(f'{kind} keys ({len(report[kind])}): '
+                      f'{", ".join(report[kind])}', logger=logger,
+                      level=30)
+    return report
