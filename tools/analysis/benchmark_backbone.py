@@ -1,7 +1,18 @@
-"""Dense vs pruned, ours vs the public computation: SDT-V3 backbone speed.
+"""Dense vs pruned, ours vs the public code: SDT-V3 backbone speed.
 
-    python tools/analysis/benchmark_backbone.py [--arch l] [--shape 800 1216]
-        [--keep 0.78 0.56] [--repeats 5] [--device cpu]
+    python tools/analysis/benchmark_backbone.py --public-code PATH \
+        [--arch l] [--shape 800 1216] [--keep 0.78 0.56] [--repeats 5]
+
+With ``--public-code`` (a copy of the public TP-Spikformer repository, or its
+``sdtv3_drop/models_drop.py``; never shipped, it needs timm, einops and
+torchinfo on the path) the public SDT-V3 code itself runs on our weights,
+interleaved with ours in one process (one forward of each setting per round,
+median over rounds): public dense, public TP at its default ratios and at
+each ``--keep`` (its ``k * k`` token count matched to ours), ours dense
+unfused and ``fuse()``d, ours pruned ``fuse()``d.
+
+Without ``--public-code`` the tool times a *re-implementation* of the public
+computation (below), not the public code, and says so in its output.
 
 Every setting runs in its own process (peak memory is its own; on CPU it is
 measured in a second one-forward run with exact mmap allocation, see
@@ -31,6 +42,7 @@ prunable backbone: ``--backbone QKFormer --arch 10-384 --timesteps 4``
         --backbone Spikformer --arch 8-384 --shape 512 512 --keep 0.5
 """
 import argparse
+import math
 import sys
 
 import torch
@@ -39,6 +51,8 @@ from mmtpspike.analysis import block_macs, count_macs
 from mmtpspike.analysis.benchmark import (EXACT_MEMORY_ENV, run_isolated,
                                           time_forward)
 
+#: the public code's default per-block side ratios (``k_values``)
+PUBLIC_K_VALUES = [0.9, 0.8, 0.8, 0.8, 0.75, 0.65, 0.65, 0.65]
 SETTINGS = {
     'public': dict(attention_order='quadratic', fuse=False),
     'linear': dict(attention_order='linear', fuse=False),
@@ -147,6 +161,84 @@ def main_train(args):
               f"{res['peak_mib'] / dense['peak_mib']:.3f} |")
 
 
+def main_public_code(args):
+    """Time the public code and ours on the same weights, interleaved."""
+    import statistics
+    import time
+
+    from mmtpspike.analysis.public_sdtv3 import (build_public_sdtv3,
+                                                 load_public_module,
+                                                 public_k_value)
+    from mmtpspike.utils.config import SetupError
+    torch.set_num_threads(args.threads)
+    try:
+        module = load_public_module(args.public_code)
+    except SetupError as error:
+        raise SystemExit(f'error: {error}')
+    torch.manual_seed(1)
+    image = torch.randn(1, 3, *args.shape)
+    dense = build(args.arch, 'linear', False, 1.0)
+    height, width = (math.ceil(s / 16) for s in args.shape)
+    settings = {'public dense': (build_public_sdtv3(
+        module, args.arch, [1.0] * 8, dense, dense=True), image, None)}
+    default_public = build_public_sdtv3(module, args.arch, PUBLIC_K_VALUES,
+                                        dense)
+    settings['public TP (its ratios)'] = (default_public, image, None)
+    for keep in args.keep:
+        settings[f'public {keep:.2f}'] = (build_public_sdtv3(
+            module, args.arch, [public_k_value(keep, height, width)] * 8,
+            dense), image, keep)
+    settings['ours dense'] = (dense, image, 1.0)
+    fused_image = image.contiguous(memory_format=torch.channels_last)
+    settings['ours dense fuse()'] = (
+        build(args.arch, 'linear', True, 1.0), fused_image, 1.0)
+    for keep in args.keep:
+        settings[f'ours {keep:.2f} fuse()'] = (
+            build(args.arch, 'linear', True, keep), fused_image, keep)
+
+    def forward(model, x):
+        run = getattr(model, 'forward_features', None)
+        return run(x) if run is not None else model(x)[-1]
+
+    times = {name: [] for name in settings}
+    outputs = {}
+    with torch.no_grad():
+        for round_index in range(args.warmup + args.repeats):
+            for name, (model, x, _) in settings.items():
+                start = time.perf_counter()
+                outputs[name] = forward(model, x)
+                if round_index >= args.warmup:
+                    times[name].append(time.perf_counter() - start)
+    median = {name: statistics.median(t) for name, t in times.items()}
+    public, ours = median['public dense'], median['ours dense fuse()']
+    print(f'SDT-V3-{args.arch.upper()} backbone, input {args.shape[0]} x '
+          f'{args.shape[1]}, cpu, {args.threads} threads; the public code '
+          f'({args.public_code}) and ours on the same weights, interleaved, '
+          f'median of {args.repeats} rounds after {args.warmup} warm-up')
+    print('| setting | tokens kept | time (s) | vs public dense | '
+          'vs ours dense fuse() |')
+    print('|' + ' --- |' * 5)
+    for name, (_, _, keep) in settings.items():
+        kept = public_kept_share(settings[name][0], height, width) \
+            if name.startswith('public') else keep
+        print(f'| {name} | {kept:.2f} | {median[name]:.3f} | '
+              f'{public / median[name]:.2f}x | {ours / median[name]:.2f}x |')
+    difference = (outputs['public dense'] -
+                  outputs['ours dense fuse()'].contiguous()).abs().max()
+    print(f'max |public dense - ours dense fuse()| on the last map: '
+          f'{float(difference):.2e}')
+
+
+def public_kept_share(model, height: int, width: int) -> float:
+    """Mean share of tokens the public blocks keep at a ``height x width``
+    token grid (1.0 for the dense public model)."""
+    blocks = list(model.block3) + list(model.block4)
+    if 'forward' in vars(blocks[0]):  # dense: forward replaced
+        return 1.0
+    shares = [int(height * b.k_value)**2 / (height * width) for b in blocks]
+    return sum(shares) / len(shares)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--backbone', default='SDTV3',
@@ -165,7 +257,13 @@ def main():
                         default='inference')
     parser.add_argument('--batch', type=int, default=2,
                         help='batch size of --mode train')
+    parser.add_argument('--public-code', metavar='PATH',
+                        help='time the public TP-Spikformer SDT-V3 code '
+                        '(a copy of its repository or models_drop.py) '
+                        'against ours, interleaved in one process')
     args = parser.parse_args()
+    if args.public_code:
+        return main_public_code(args)
     if args.mode == 'train':
         return main_train(args)
     if args.backbone != 'SDTV3':
@@ -188,6 +286,9 @@ def main():
         results[setting, keep] = result
 
     public, ours = results['public', 1.0], results['ours', 1.0]
+    print('Note: "public" rows time this package\'s re-implementation of the '
+          'public computation, not the public code; pass --public-code PATH '
+          'to time the public code itself.')
     print(f'SDT-V3-{args.arch.upper()} backbone, input {args.shape[0]} x '
           f'{args.shape[1]}, {args.device}, {args.threads} threads, median of '
           f'{args.repeats} forwards after {args.warmup} warm-up')

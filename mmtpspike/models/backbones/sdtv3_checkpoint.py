@@ -37,7 +37,7 @@ CLASSIFIER_PREFIXES = ('head.', 'head_lif.', 'lif.')
 MIXER = re.compile(r'^((?:stem|stages\.\d+)\.blocks\.\d+\.)(?:Conv|conv)\.')
 
 
-def _rename(key: str) -> str:
+def rename_official_key(key: str) -> str:
     """Map one official key to the SDTV3 name (unknown keys unchanged)."""
     match = TRANSFORMER_BLOCK.match(key)
     if match:
@@ -97,7 +97,7 @@ def convert_official_keys(
         if key.startswith(CLASSIFIER_PREFIXES):
             dropped.append(key)
             continue
-        converted[_rename(key)] = value
+        converted[rename_official_key(key)] = value
     return converted, dropped
 
 
