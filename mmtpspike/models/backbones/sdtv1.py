@@ -42,7 +42,9 @@ class SDTV1(PrunableBackbone):
             ImageNet head). Ignored when ``embed_dims`` is given.
             Default: '8-384'.
         embed_dims (int, optional): Token channels (divisible by 8).
-        depth (int, optional): Encoder blocks; required with ``embed_dims``.
+        depth (int, optional): Encoder blocks; required with
+            ``embed_dims``, else overrides the arch's 8 (e.g. 6 with
+            ``'8-512'`` for the published 6-512).
         in_channels (int): Image channels. Default: 3.
         mlp_ratio (float): MLP hidden ratio. Default: 4.
         num_timesteps (int): ``T``. Images ``[B, C, H, W]`` are repeated T
