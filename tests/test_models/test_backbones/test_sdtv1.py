@@ -7,6 +7,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from active_network import activate, assert_active
 from mmtpspike.models.backbones import SDTV1, sdtv1
+from mmtpspike.models.layers import spike_driven
 from mmtpspike.models.layers.sdtv1_blocks import SpikeDrivenBlock
 
 # Table 2 of the paper (ImageNet classifier: backbone + 1000-class head)
@@ -218,3 +219,12 @@ def test_bad_input_shape():
     model = SDTV1(**TINY).eval()
     with pytest.raises(ValueError, match=r'\[B, C, H, W\]'):
         model(torch.rand(3, 32, 32))
+
+
+@torch.no_grad()
+def test_every_synapse_reads_binary_spikes():
+    model, images = active_model()
+    expected = model(images)[0]
+    with spike_driven(model, max_spikes=1):
+        unrolled = model(images)[0]
+    torch.testing.assert_close(unrolled, expected, rtol=1e-5, atol=1e-5)
