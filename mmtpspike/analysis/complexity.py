@@ -4,9 +4,13 @@
 
 * convolutions (``Conv1d`` / ``Conv2d``, including the 1x1 convs of
   attention and MLP, which see only the kept tokens when pruning);
-* the attention matmuls of :class:`SpikeAttention` (``q (k^T v)``:
-  ``(N + M) C C_v / h`` for ``N`` queries over ``M`` keys, ``M = N`` unless
-  stopped tokens give context; ``(q k^T) v``: ``N M (C + C_v)``);
+* the token matmuls of every attention module that declares them with a
+  ``matmul_macs(tokens, context)`` method (a list of ``(MACs, neuron)``:
+  the neuron whose spikes form the matmul's left operand). For SDT-V3's
+  :class:`SpikeAttention`, ``q (k^T v)`` costs ``(N + M) C C_v / h`` for
+  ``N`` queries over ``M`` keys (``M = N`` unless stopped tokens give
+  context) and ``(q k^T) v`` ``N M (C + C_v)``; the QKFormer, SDT-V1 and
+  Spikformer attentions declare theirs;
 * the token scorers (box filter ``k^2 C N`` adds + cosine ``3 C N``; temporal
   ``C N``) and, for the merging baseline, its ``N^2 C`` similarity matrix,
   so token reduction pays for its own overhead.
@@ -33,13 +37,13 @@ attention matmuls the spike operand on the left (``k`` in ``k^T v``, ``q`` in
 ``q (k^T v)``) sets the count. Scorer work is float arithmetic (MACs).
 """
 from collections import defaultdict
-from typing import Dict, Optional, Tuple
+from typing import Dict, Optional
 
 import torch
 import torch.nn as nn
 
 from mmtpspike.models.layers.fusion import CONVS
-from mmtpspike.models.layers.sdtv3_blocks import SpikeAttention
+from mmtpspike.models.layers.spike_neurons import SpikeNeuron
 from mmtpspike.models.pruning.early_stopping import TokenPruner
 from mmtpspike.models.pruning.scorers import (IRToPScorer, RandomScorer,
                                               SpatialScorer, TemporalScorer)
@@ -51,36 +55,6 @@ def conv_macs(conv: nn.Module, output: torch.Tensor) -> int:
     for size in conv.kernel_size:
         kernel *= size
     return output.numel() * (conv.in_channels // conv.groups) * kernel
-
-
-def attention_matmul_parts(
-        attn: SpikeAttention,
-        tokens: torch.Tensor,
-        context: Optional[torch.Tensor] = None) -> Tuple[int, int]:
-    """MACs of the attention matmuls for ``tokens: [B, C, N]`` querying
-    ``context: [B, C, M]`` (default: the tokens themselves), split by the
-    spike operand that drives them: ``(k side, q side)``.
-
-    Linear order: ``k^T v`` (``M C C_v / h``, reads k spikes) and
-    ``q (k^T v)`` (``N C C_v / h``, reads q spikes). Quadratic order:
-    ``N M (C + C_v)`` in all, split in halves.
-    """
-    batch, channels, num_queries = tokens.shape
-    num_keys = num_queries if context is None else context.shape[2]
-    v_channels = attn.v_conv[0].out_channels
-    if attn.attention_order == 'linear':
-        per_token = batch * channels * v_channels // attn.num_heads
-        return num_keys * per_token, num_queries * per_token
-    total = batch * num_queries * num_keys * (channels + v_channels)
-    return total // 2, total - total // 2
-
-
-def attention_matmul_macs(attn: SpikeAttention,
-                          tokens: torch.Tensor,
-                          context: Optional[torch.Tensor] = None) -> int:
-    """MACs of the two attention matmuls (see
-    :func:`attention_matmul_parts`)."""
-    return sum(attention_matmul_parts(attn, tokens, context))
 
 
 def scorer_macs(scorer: nn.Module, x: torch.Tensor, num_timesteps: int) -> int:
@@ -155,9 +129,11 @@ class MacCounter:
         for name, module in self.model.named_modules():
             hook = self._hook_for(name, module)
             if hook is not None:
-                self._handles.append(module.register_forward_hook(hook))
-            if isinstance(module, SpikeAttention):
-                self._watch_matmul_operands(name, module)
+                self._handles.append(module.register_forward_hook(
+                    hook, with_kwargs=callable(
+                        getattr(module, 'matmul_macs', None))))
+            if callable(getattr(module, 'matmul_macs', None)):
+                self._watch_matmul_operands(module)
         return self
 
     def _see_input(self, model: nn.Module, args: tuple) -> None:
@@ -165,14 +141,14 @@ class MacCounter:
         if self.event_input is None:
             self._events = bool(args) and is_event_input(args[0])
 
-    def _watch_matmul_operands(self, name: str,
-                               attn: SpikeAttention) -> None:
-        """Remember the spike counts of the neurons feeding the attention
-        matmuls (found by attribute: ``q_spike`` and ``k_spike``)."""
-        for neuron in (attn.q_spike, attn.k_spike):
-            def remember(mod, args, out, key=id(neuron)):
-                self._spike_means[(name, key)] = self._spike_count(out)
-            self._handles.append(neuron.register_forward_hook(remember))
+    def _watch_matmul_operands(self, attn: nn.Module) -> None:
+        """Remember the spike count of every neuron inside an attention
+        module, for the matmuls it declares."""
+        for neuron in attn.modules():
+            if isinstance(neuron, SpikeNeuron):
+                def remember(mod, args, out):
+                    self._spike_means[id(mod)] = self._spike_count(out)
+                self._handles.append(neuron.register_forward_hook(remember))
 
     def __exit__(self, *exc) -> None:
         for handle in self._handles:
@@ -224,14 +200,13 @@ class MacCounter:
                 self._add(name, mod, conv_macs(mod, out), args[0],
                           self._input_spikes(mod, args[0]))
             return count_conv
-        if isinstance(module, SpikeAttention):
-            def count_attention(mod, args, out):
-                context = args[2] if len(args) > 2 else None
-                k_macs, q_macs = attention_matmul_parts(mod, args[0], context)
-                for macs, neuron in ((k_macs, mod.k_spike),
-                                     (q_macs, mod.q_spike)):
-                    self._add(name + '.matmul', mod, macs, args[0],
-                              self._spike_means[(name, id(neuron))])
+        if callable(getattr(module, 'matmul_macs', None)):
+            def count_attention(mod, args, kwargs, out):
+                tokens = args[0] if args else kwargs['tokens']
+                context = args[2] if len(args) > 2 else kwargs.get('context')
+                for macs, neuron in mod.matmul_macs(tokens, context):
+                    self._add(name + '.matmul', mod, macs, tokens,
+                              self._spike_means.get(id(neuron)))
             return count_attention
         if isinstance(module, TokenPruner) and module.reduction == 'merge':
             def count_matching(mod, args, out):

@@ -13,7 +13,7 @@ a short, explicit key table (see
 ``[R, C, N]`` with ``R = T * B`` timestep-major rows; the 1x1 convs and BNs
 keep the public 2-D shapes and run on ``[R, C, N, 1]``.
 """
-from typing import Optional
+from typing import List, Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -176,6 +176,20 @@ class SpikeDrivenSelfAttention(BaseModule):
         """q, k or v spikes of shortcut spikes ``x``: ``[R, C, N]``."""
         return getattr(self, f'{name}_spike')(conv_norm_tokens(
             getattr(self, f'{name}_conv'), getattr(self, f'{name}_bn'), x))
+
+    def matmul_macs(
+            self,
+            tokens: torch.Tensor,
+            context: Optional[torch.Tensor] = None
+    ) -> List[Tuple[int, nn.Module]]:
+        """Token products for ``tokens: [R, C, N]`` over ``context: [R, C,
+        M]`` (default: the tokens), each with the neuron whose spikes drive
+        it: ``k * v`` summed over tokens (``R C M``, k spikes) and ``q * a``
+        (``R C N``, q spikes)."""
+        rows, channels, num_queries = tokens.shape
+        num_keys = num_queries if context is None else context.shape[2]
+        return [(rows * channels * num_keys, self.k_spike),
+                (rows * channels * num_queries, self.q_spike)]
 
     def forward(self,
                 tokens: torch.Tensor,

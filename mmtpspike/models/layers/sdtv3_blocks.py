@@ -8,7 +8,7 @@ checkpoints map onto them with a short, explicit key table (see
 Every synaptic layer reads spikes from the neuron in front of it, except the
 encoding conv of the first down-sampling layer, which reads the image.
 """
-from typing import Optional
+from typing import List, Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -222,6 +222,30 @@ class SpikeAttention(BaseModule):
         if self.attention_order == 'linear':
             return q @ (k.transpose(-2, -1) @ v)
         return (q @ k.transpose(-2, -1)) @ v
+
+    def matmul_macs(
+            self,
+            tokens: torch.Tensor,
+            context: Optional[torch.Tensor] = None
+    ) -> List[Tuple[int, nn.Module]]:
+        """MACs of the attention matmuls for ``tokens: [B, C, N]`` querying
+        ``context: [B, C, M]`` (default: the tokens themselves), each with
+        the neuron whose spikes form its left operand.
+
+        Linear order: ``k^T v`` (``M C C_v / h``, reads k spikes) and
+        ``q (k^T v)`` (``N C C_v / h``, reads q spikes). Quadratic order:
+        ``N M (C + C_v)`` in all, split in halves.
+        """
+        batch, channels, num_queries = tokens.shape
+        num_keys = num_queries if context is None else context.shape[2]
+        v_channels = self.v_conv[0].out_channels
+        if self.attention_order == 'linear':
+            per_token = batch * channels * v_channels // self.num_heads
+            k_side, q_side = num_keys * per_token, num_queries * per_token
+        else:
+            total = batch * num_queries * num_keys * (channels + v_channels)
+            k_side, q_side = total // 2, total - total // 2
+        return [(k_side, self.k_spike), (q_side, self.q_spike)]
 
     def forward(self,
                 tokens: torch.Tensor,
