@@ -16,7 +16,7 @@ grouping of each ``conv / bn / lif`` triple into one unit, so the public keys
 map with a short table (see
 :mod:`mmtpspike.models.backbones.spikformer_checkpoint`).
 """
-from typing import Optional
+from typing import List, Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -195,6 +195,22 @@ class SpikingSelfAttention(BaseModule):
         rows, channels, num_tokens = x.shape
         return x.view(rows, self.num_heads, channels // self.num_heads,
                       num_tokens).transpose(-1, -2)
+
+    def matmul_macs(
+            self,
+            tokens: torch.Tensor,
+            context: Optional[torch.Tensor] = None
+    ) -> List[Tuple[int, nn.Module]]:
+        """MACs of the attention matmuls for ``tokens: [R, C, N]`` querying
+        ``context: [R, C, M]`` (default: the tokens themselves), each with
+        the neuron whose spikes form its left operand: ``k^T v`` costs
+        ``R M C^2 / h`` (k spikes), ``q (k^T v)`` ``R N C^2 / h`` (q
+        spikes)."""
+        rows, channels, num_queries = tokens.shape
+        num_keys = num_queries if context is None else context.shape[2]
+        per_token = rows * channels * channels // self.num_heads
+        return [(num_keys * per_token, self.k.lif),
+                (num_queries * per_token, self.q.lif)]
 
     def forward(self,
                 tokens: torch.Tensor,

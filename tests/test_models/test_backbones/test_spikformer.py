@@ -249,3 +249,19 @@ def test_norm_eval():
     assert all(not m.training for m in model.modules()
                if isinstance(m, torch.nn.modules.batchnorm._BatchNorm))
     assert model.training
+
+
+def test_attention_matmul_macs_are_counted():
+    from mmtpspike.analysis.complexity import MacCounter
+    _, pruned, x = active_pair(keep_ratios=0.5, attention_context='all')
+    attn = pruned.blocks[0].attn
+    tokens, context = torch.rand(4, 32, 12), torch.rand(4, 32, 24)
+    per_token = 4 * 32 * 32 // 4  # R C^2 / h
+    assert attn.matmul_macs(tokens) == [(12 * per_token, attn.k.lif),
+                                        (12 * per_token, attn.q.lif)]
+    assert [m for m, _ in attn.matmul_macs(tokens, context)] == [
+        24 * per_token, 12 * per_token]
+    with torch.no_grad(), MacCounter(pruned, max_spikes=1) as counter:
+        pruned(x)
+    # 24 tokens give keys and values, the 12 kept ones query
+    assert counter.by_module['blocks.0.attn.matmul'] == 36 * per_token
