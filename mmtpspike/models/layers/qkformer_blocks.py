@@ -12,7 +12,7 @@ Module names follow the public code (``q_conv``, ``q_bn``, ``proj_conv``,
 are renamed by role (``stem``, ``down``, ``embed``, ``shortcut``). The key
 table is in :mod:`mmtpspike.models.backbones.qkformer_checkpoint`.
 """
-from typing import Optional
+from typing import List, Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -131,6 +131,19 @@ class TokenQKAttention(BaseModule):
         self.proj_bn = build_norm_layer(norm1d, channels)[1]
         self.proj_spike = build_spike_neuron(spike_cfg, num_timesteps)
 
+    def matmul_macs(
+            self,
+            tokens: torch.Tensor,
+            context: Optional[torch.Tensor] = None
+    ) -> List[Tuple[int, nn.Module]]:
+        """Token operations for ``tokens: [R, C, N]`` (the context has no
+        effect), each with the neuron whose spikes form its operand: the
+        channel sum of ``q`` costs ``R N C`` adds (q spikes), the mask
+        ``A * k`` ``R N C`` (attention spikes)."""
+        rows, channels, num_tokens = tokens.shape
+        ops = rows * num_tokens * channels
+        return [(ops, self.q_spike), (ops, self.attn_spike)]
+
     def forward(self,
                 tokens: torch.Tensor,
                 token_mask: Optional[torch.Tensor] = None,
@@ -212,6 +225,22 @@ class SpikingSelfAttention(BaseModule):
         rows, channels, num_tokens = x.shape
         return x.view(rows, self.num_heads, channels // self.num_heads,
                       num_tokens).transpose(-1, -2)
+
+    def matmul_macs(
+            self,
+            tokens: torch.Tensor,
+            context: Optional[torch.Tensor] = None
+    ) -> List[Tuple[int, nn.Module]]:
+        """MACs of the attention matmuls for ``tokens: [R, C, N]`` querying
+        ``context: [R, C, M]`` (default: the tokens themselves), each with
+        the neuron whose spikes form its left operand: ``k^T v`` costs
+        ``R M C^2 / h`` (k spikes), ``q (k^T v)`` ``R N C^2 / h`` (q
+        spikes)."""
+        rows, channels, num_queries = tokens.shape
+        num_keys = num_queries if context is None else context.shape[2]
+        per_token = rows * channels * channels // self.num_heads
+        return [(num_keys * per_token, self.k_spike),
+                (num_queries * per_token, self.q_spike)]
 
     def forward(self,
                 tokens: torch.Tensor,

@@ -306,3 +306,28 @@ def test_norm_eval():
     assert all(not m.training for m in model.modules()
                if isinstance(m, _BatchNorm))
     assert model.training
+
+
+def test_attention_token_operations_are_counted():
+    from mmtpspike.analysis.complexity import MacCounter
+    model, x = active_model(pruning=dict(keep_ratios=0.5,
+                                         attention_context='all'))
+    qkta = model.stages[0].blocks[0].attn
+    ssa = model.stages[2].blocks[0].attn
+    tokens, context = torch.rand(4, 64, 12), torch.rand(4, 64, 24)
+    per_token = 4 * 64 * 64 // 2  # R C^2 / h
+    assert ssa.matmul_macs(tokens) == [(12 * per_token, ssa.k_spike),
+                                       (12 * per_token, ssa.q_spike)]
+    assert [m for m, _ in ssa.matmul_macs(tokens, context)] == [
+        24 * per_token, 12 * per_token]
+    assert qkta.matmul_macs(tokens[:, :16], context[:, :16]) == [
+        (4 * 12 * 16, qkta.q_spike), (4 * 12 * 16, qkta.attn_spike)]
+    with torch.no_grad(), MacCounter(model, max_spikes=1) as counter:
+        model(x)
+    rows = 2 * TINY['num_timesteps']
+    # SSA at stride 16 (4 x 6 tokens): all 24 give keys / values, 12 query
+    assert counter.by_module['stages.2.blocks.0.attn.matmul'] == \
+        rows * 64 * 64 // 2 * (24 + 12)
+    # QKTA at stride 4 (16 x 24 tokens), half of them kept
+    assert counter.by_module['stages.0.blocks.0.attn.matmul'] == \
+        2 * rows * 192 * 16
