@@ -17,6 +17,7 @@ shapes for padding-aware counts, retention changes, timestep folding
 ...]`` batch) and the neuron settings stored in checkpoints.
 """
 import logging
+import os.path as osp
 import warnings
 from typing import List, NamedTuple, Optional, Sequence, Tuple
 
@@ -24,6 +25,7 @@ import torch
 import torch.nn as nn
 from mmengine.logging import print_log
 from mmengine.model import BaseModule
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..pruning import TokenPruner, valid_token_mask
 
@@ -59,7 +61,9 @@ class PrunableBackbone(BaseModule):
     Subclasses build their layers, call :meth:`init_pruning` at the end of
     ``__init__``, implement :meth:`prunable_stages`, and in ``forward`` call
     :meth:`begin_forward` once and :meth:`run_stage` for each prunable block
-    list (plain blocks run as usual).
+    list (plain blocks run as usual). Freezing (:meth:`_frozen_modules`,
+    ``norm_eval``) and ``init_cfg=dict(type='Pretrained', checkpoint=...)``
+    (:meth:`load_pretrained`) are handled here too.
 
     Args:
         num_timesteps (int): ``T``.
@@ -85,6 +89,10 @@ class PrunableBackbone(BaseModule):
         self._warned_padding = False
         self.pruner = None
         self.padding_runner = None
+        self.norm_eval = False
+
+    #: what ``init_cfg`` of type Pretrained expects, named in its errors
+    pretrained_weights = 'ImageNet weights'
 
     # ---------------------------------------------------------- declaration
     def prunable_stages(self) -> List[PrunableStage]:
@@ -118,6 +126,57 @@ class PrunableBackbone(BaseModule):
                  for b in range(len(stage.blocks))]
         return TokenPruner(names, [len(stage.blocks) for stage in stages],
                            num_timesteps=self.num_timesteps, **pruning)
+
+    # ------------------------------------------------- freezing and weights
+    def _frozen_modules(self) -> List[nn.Module]:
+        """Modules kept frozen (eval mode, no gradients); none by default."""
+        return []
+
+    def _freeze(self) -> None:
+        for module in self._frozen_modules():
+            module.eval()
+            for param in module.parameters():
+                param.requires_grad = False
+
+    def train(self, mode: bool = True) -> 'PrunableBackbone':
+        """Set train mode, keeping frozen modules (and norms if
+        ``norm_eval``) in eval mode."""
+        if mode and getattr(self, 'fused', False):
+            raise RuntimeError(f'{type(self).__name__}.fuse() folded the BN '
+                               'layers; build a fresh model to train')
+        super().train(mode)
+        self._freeze()
+        if mode and self.norm_eval:
+            for module in self.modules():
+                if isinstance(module, _BatchNorm):
+                    module.eval()
+        return self
+
+    def load_pretrained(self, checkpoint: str,
+                        prefix: Optional[str]) -> None:
+        """Load public weights (keys converted, every mismatch reported)."""
+        raise NotImplementedError(f'{type(self).__name__} cannot load '
+                                  "init_cfg type 'Pretrained'")
+
+    def init_weights(self) -> None:
+        """Initialise; a ``Pretrained`` init_cfg loads public weights through
+        :meth:`load_pretrained` (a missing file is an error)."""
+        cfg = self.init_cfg
+        if not (isinstance(cfg, dict) and cfg.get('type') == 'Pretrained'):
+            super().init_weights()
+            return
+        checkpoint = cfg.get('checkpoint')
+        if not checkpoint:
+            raise ValueError("init_cfg type 'Pretrained' needs a "
+                             "'checkpoint' path")
+        if '://' not in checkpoint and not osp.isfile(checkpoint):
+            raise FileNotFoundError(
+                f'{type(self).__name__} pretrained checkpoint not found: '
+                f'{checkpoint}. Put the {self.pretrained_weights} there, '
+                f'point model.backbone.init_cfg.checkpoint at them, or set '
+                f'model.backbone.init_cfg=None to train from scratch.')
+        self._is_init = True
+        self.load_pretrained(checkpoint, cfg.get('prefix'))
 
     # ------------------------------------------------------------ settings
     @property

@@ -1,12 +1,10 @@
 """QKFormer (hierarchical spiking transformer with Q-K attention) backbone
 with token pruning."""
-import os.path as osp
 from typing import List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
 from mmengine.model import BaseModule
-from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmtpspike.registry import register_model
 from ..layers.qkformer_blocks import QKFormerBlock, SpikingPatchEmbed
@@ -100,6 +98,8 @@ class QKFormer(PrunableBackbone):
         [4, 8, 16, 32]
     """
 
+    pretrained_weights = 'public QKFormer ImageNet weights'
+
     arch_settings = {
         '10-384': dict(embed_dims=[96, 192, 384], num_heads=6),
         '10-512': dict(embed_dims=[128, 256, 512], num_heads=8),
@@ -186,7 +186,7 @@ class QKFormer(PrunableBackbone):
             self.stages.append(QKFormerStage(
                 SpikingPatchEmbed(in_dims, in_dims, **common), []))
         self.init_pruning(pruning)
-        self._freeze_stages()
+        self._freeze()
 
     @staticmethod
     def _check_layout(embed_dims: List[int], depths: List[int],
@@ -254,41 +254,8 @@ class QKFormer(PrunableBackbone):
             return [self.stages[0].patch_embed]
         return list(self.stages[:self.frozen_stages])
 
-    def _freeze_stages(self) -> None:
-        for module in self._frozen_modules():
-            module.eval()
-            for param in module.parameters():
-                param.requires_grad = False
-
-    def train(self, mode: bool = True) -> 'QKFormer':
-        """Set train mode, keeping frozen stages (and norms if
-        ``norm_eval``) in eval mode."""
-        super().train(mode)
-        self._freeze_stages()
-        if mode and self.norm_eval:
-            for module in self.modules():
-                if isinstance(module, _BatchNorm):
-                    module.eval()
-        return self
-
-    def init_weights(self) -> None:
-        """Initialise, loading a public checkpoint for a ``Pretrained``
-        init_cfg (keys converted, every change and mismatch reported)."""
-        cfg = self.init_cfg
-        if isinstance(cfg, dict) and cfg.get('type') == 'Pretrained':
-            from .qkformer_checkpoint import load_qkformer_checkpoint
-            checkpoint = cfg.get('checkpoint')
-            if not checkpoint:
-                raise ValueError("init_cfg type 'Pretrained' needs a "
-                                 "'checkpoint' path")
-            if '://' not in checkpoint and not osp.isfile(checkpoint):
-                raise FileNotFoundError(
-                    f'QKFormer pretrained checkpoint not found: {checkpoint}. '
-                    'Put the public QKFormer ImageNet weights there, point '
-                    'model.backbone.init_cfg.checkpoint at them, or set '
-                    'model.backbone.init_cfg=None to train from scratch.')
-            self._is_init = True
-            load_qkformer_checkpoint(self, checkpoint,
-                                     prefix=cfg.get('prefix'))
-            return
-        super().init_weights()
+    def load_pretrained(self, checkpoint: str,
+                        prefix: Optional[str]) -> None:
+        """Load public weights (keys converted, every change reported)."""
+        from .qkformer_checkpoint import load_qkformer_checkpoint
+        load_qkformer_checkpoint(self, checkpoint, prefix=prefix)

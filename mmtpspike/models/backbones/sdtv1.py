@@ -1,10 +1,8 @@
 """Spike-driven Transformer V1 backbone with token pruning."""
-import os.path as osp
 from typing import List, Optional, Tuple
 
 import torch
 import torch.nn as nn
-from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmtpspike.registry import register_model
 from ..layers.sdtv1_blocks import (SpikeDrivenBlock, SpikingPatchEmbed,
@@ -76,6 +74,8 @@ class SDTV1(PrunableBackbone):
         >>> [tuple(o.shape) for o in outs], model.out_strides
         ([(1, 32, 4, 7)], [16])
     """
+
+    pretrained_weights = 'public Spike-driven Transformer ImageNet weights'
 
     arch_settings = {
         '8-384': dict(embed_dims=384, depth=8),
@@ -167,41 +167,8 @@ class SDTV1(PrunableBackbone):
             return []
         return [self.patch_embed] + list(self.blocks[:self.frozen_blocks])
 
-    def _freeze(self) -> None:
-        for module in self._frozen_modules():
-            module.eval()
-            for param in module.parameters():
-                param.requires_grad = False
-
-    def train(self, mode: bool = True) -> 'SDTV1':
-        """Set train mode, keeping frozen parts (and norms if ``norm_eval``)
-        in eval mode."""
-        super().train(mode)
-        self._freeze()
-        if mode and self.norm_eval:
-            for module in self.modules():
-                if isinstance(module, _BatchNorm):
-                    module.eval()
-        return self
-
-    def init_weights(self) -> None:
-        """Initialise, loading a public checkpoint for a ``Pretrained``
-        init_cfg (keys converted, every mismatch reported)."""
-        cfg = self.init_cfg
-        if isinstance(cfg, dict) and cfg.get('type') == 'Pretrained':
-            from .sdtv1_checkpoint import load_sdtv1_checkpoint
-            checkpoint = cfg.get('checkpoint')
-            if not checkpoint:
-                raise ValueError("init_cfg type 'Pretrained' needs a "
-                                 "'checkpoint' path")
-            if '://' not in checkpoint and not osp.isfile(checkpoint):
-                raise FileNotFoundError(
-                    f'SDTV1 pretrained checkpoint not found: {checkpoint}. '
-                    'Put the public Spike-driven Transformer ImageNet '
-                    'weights there, point model.backbone.init_cfg.checkpoint'
-                    ' at them, or set model.backbone.init_cfg=None to train '
-                    'from scratch.')
-            self._is_init = True
-            load_sdtv1_checkpoint(self, checkpoint, prefix=cfg.get('prefix'))
-            return
-        super().init_weights()
+    def load_pretrained(self, checkpoint: str,
+                        prefix: Optional[str]) -> None:
+        """Load public weights (keys converted, every change reported)."""
+        from .sdtv1_checkpoint import load_sdtv1_checkpoint
+        load_sdtv1_checkpoint(self, checkpoint, prefix=prefix)

@@ -1,11 +1,9 @@
 """Spike-Driven Transformer V3 (E-SpikeFormer) backbone with token pruning."""
-import os.path as osp
 from typing import List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
 from mmengine.model import BaseModule
-from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmtpspike.registry import register_model
 from ..layers.fusion import fuse_conv_bn
@@ -97,6 +95,7 @@ class SDTV3(PrunableBackbone):
         'l': [64, 128, 256, 360],
     }
     num_conv_stages = 2
+    pretrained_weights = 'SDT-V3 ImageNet weights'
 
     def __init__(self,
                  arch: str = 'l',
@@ -174,7 +173,7 @@ class SDTV3(PrunableBackbone):
             self.stages.append(SDTV3Stage(downsample, blocks))
             in_dims = dims
         self.init_pruning(pruning)
-        self._freeze_stages()
+        self._freeze()
 
     @property
     def out_channels(self) -> List[int]:
@@ -228,26 +227,6 @@ class SDTV3(PrunableBackbone):
             return []
         return [self.stem] + list(self.stages[:self.frozen_stages])
 
-    def _freeze_stages(self) -> None:
-        for module in self._frozen_modules():
-            module.eval()
-            for param in module.parameters():
-                param.requires_grad = False
-
-    def train(self, mode: bool = True) -> 'SDTV3':
-        """Set train mode, keeping frozen stages (and norms if
-        ``norm_eval``) in eval mode."""
-        if mode and getattr(self, 'fused', False):
-            raise RuntimeError('SDTV3.fuse() folded the BN layers; build a '
-                               'fresh model to train')
-        super().train(mode)
-        self._freeze_stages()
-        if mode and self.norm_eval:
-            for module in self.modules():
-                if isinstance(module, _BatchNorm):
-                    module.eval()
-        return self
-
     def fuse(self, channels_last: bool = True) -> 'SDTV3':
         """Prepare for fast inference: fold every BN into its conv and use
         channels-last memory. Outputs equal eval mode up to float rounding.
@@ -258,23 +237,8 @@ class SDTV3(PrunableBackbone):
         self.fused = True
         return self
 
-    def init_weights(self) -> None:
-        """Initialise, loading an official checkpoint for a ``Pretrained``
-        init_cfg (keys converted, every mismatch reported)."""
-        cfg = self.init_cfg
-        if isinstance(cfg, dict) and cfg.get('type') == 'Pretrained':
-            from .sdtv3_checkpoint import load_sdtv3_checkpoint
-            checkpoint = cfg.get('checkpoint')
-            if not checkpoint:
-                raise ValueError("init_cfg type 'Pretrained' needs a "
-                                 "'checkpoint' path")
-            if '://' not in checkpoint and not osp.isfile(checkpoint):
-                raise FileNotFoundError(
-                    f'SDTV3 pretrained checkpoint not found: {checkpoint}. '
-                    f'Put the SDT-V3 ImageNet weights there, point '
-                    f'model.backbone.init_cfg.checkpoint at them, or set '
-                    f'model.backbone.init_cfg=None to train from scratch.')
-            self._is_init = True
-            load_sdtv3_checkpoint(self, checkpoint, prefix=cfg.get('prefix'))
-            return
-        super().init_weights()
+    def load_pretrained(self, checkpoint: str,
+                        prefix: Optional[str]) -> None:
+        """Load official SDT-V3 weights (keys converted and reported)."""
+        from .sdtv3_checkpoint import load_sdtv3_checkpoint
+        load_sdtv3_checkpoint(self, checkpoint, prefix=prefix)

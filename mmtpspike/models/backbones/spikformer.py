@@ -1,10 +1,8 @@
 """Spikformer (Zhou et al., ICLR 2023) backbone with token pruning."""
-import os.path as osp
 from typing import List, Optional, Tuple
 
 import torch
 import torch.nn as nn
-from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmtpspike.registry import register_model
 from ..layers.spikformer_blocks import (DEFAULT_ATTN_SPIKE_CFG,
@@ -76,6 +74,9 @@ class Spikformer(PrunableBackbone):
         ([32], [16])
     """
 
+    pretrained_weights = ('public Spikformer ImageNet weights (e.g. the 8-384 '
+                          '.pth.tar)')
+
     arch_settings = {
         '8-384': dict(embed_dims=384, depth=8, num_heads=8),
         '8-512': dict(embed_dims=512, depth=8, num_heads=8),
@@ -129,7 +130,7 @@ class Spikformer(PrunableBackbone):
                             attn_spike_cfg, norm_cfg, mlp_ratio, attn_scale,
                             rate, num_timesteps) for rate in drop_rates)
         self.init_pruning(pruning)
-        self._freeze_stages()
+        self._freeze()
 
     @property
     def out_channels(self) -> List[int]:
@@ -166,42 +167,8 @@ class Spikformer(PrunableBackbone):
             return []
         return [self.patch_embed] + list(self.blocks[:self.frozen_stages])
 
-    def _freeze_stages(self) -> None:
-        for module in self._frozen_modules():
-            module.eval()
-            for param in module.parameters():
-                param.requires_grad = False
-
-    def train(self, mode: bool = True) -> 'Spikformer':
-        """Set train mode, keeping frozen parts (and norms if
-        ``norm_eval``) in eval mode."""
-        super().train(mode)
-        self._freeze_stages()
-        if mode and self.norm_eval:
-            for module in self.modules():
-                if isinstance(module, _BatchNorm):
-                    module.eval()
-        return self
-
-    def init_weights(self) -> None:
-        """Initialise, loading a public checkpoint for a ``Pretrained``
-        init_cfg (keys converted, every change and mismatch reported)."""
-        cfg = self.init_cfg
-        if isinstance(cfg, dict) and cfg.get('type') == 'Pretrained':
-            from .spikformer_checkpoint import load_spikformer_checkpoint
-            checkpoint = cfg.get('checkpoint')
-            if not checkpoint:
-                raise ValueError("init_cfg type 'Pretrained' needs a "
-                                 "'checkpoint' path")
-            if '://' not in checkpoint and not osp.isfile(checkpoint):
-                raise FileNotFoundError(
-                    f'Spikformer pretrained checkpoint not found: '
-                    f'{checkpoint}. Put the public Spikformer ImageNet '
-                    f'weights (e.g. 8-384 .pth.tar) there, point '
-                    f'model.backbone.init_cfg.checkpoint at them, or set '
-                    f'model.backbone.init_cfg=None to train from scratch.')
-            self._is_init = True
-            load_spikformer_checkpoint(self, checkpoint,
-                                       prefix=cfg.get('prefix'))
-            return
-        super().init_weights()
+    def load_pretrained(self, checkpoint: str,
+                        prefix: Optional[str]) -> None:
+        """Load public weights (keys converted, every change reported)."""
+        from .spikformer_checkpoint import load_spikformer_checkpoint
+        load_spikformer_checkpoint(self, checkpoint, prefix=prefix)
