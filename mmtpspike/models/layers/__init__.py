@@ -4,10 +4,11 @@ from .spike_neurons import (BinarySpikeSynapse, MultiSpike, MultiStepLIF,
                             SpikeNeuron, build_spike_neuron, spike_driven,
                             unroll_spikes)
 from .sync_bn import CPUSyncBN
+from .token_block import TokenBlock
 
 __all__ = [
     'Downsampling', 'SepConv', 'SpikeAttention', 'SpikeConvBlock', 'SpikeMLP',
     'SpikeTransformerBlock', 'BinarySpikeSynapse', 'MultiSpike',
     'MultiStepLIF', 'SpikeNeuron', 'build_spike_neuron', 'spike_driven',
-    'unroll_spikes', 'CPUSyncBN'
+    'unroll_spikes', 'CPUSyncBN', 'TokenBlock'
 ]

@@ -17,11 +17,11 @@ from typing import List, Optional, Tuple
 import torch
 import torch.nn as nn
 from mmcv.cnn import build_norm_layer
-from mmcv.cnn.bricks import DropPath
 from mmengine.model import BaseModule
 
 from .sdtv3_blocks import norm1d_cfg
 from .spike_neurons import build_spike_neuron
+from .token_block import TokenBlock
 
 
 class SpikingPatchEmbed(BaseModule):
@@ -319,7 +319,7 @@ class QKFormerMLP(BaseModule):
 ATTENTIONS = {'qkta': TokenQKAttention, 'ssa': SpikingSelfAttention}
 
 
-class QKFormerBlock(BaseModule):
+class QKFormerBlock(TokenBlock):
     """QKFormer transformer block: attention and MLP residuals.
 
     ``x = x + attn(x)``, ``x = x + mlp(x)`` on flat tokens. The block has no
@@ -353,7 +353,7 @@ class QKFormerBlock(BaseModule):
                  drop_path: float = 0.,
                  num_timesteps: int = 1,
                  init_cfg: Optional[dict] = None) -> None:
-        super().__init__(init_cfg)
+        super().__init__(drop_path, init_cfg)
         if attention not in ATTENTIONS:
             raise ValueError(f'attention must be one of {sorted(ATTENTIONS)}, '
                              f'got {attention!r}')
@@ -364,38 +364,3 @@ class QKFormerBlock(BaseModule):
             num_timesteps=num_timesteps, **extra)
         self.mlp = QKFormerMLP(channels, spike_cfg, norm_cfg, mlp_ratio,
                                num_timesteps)
-        self.drop_path = DropPath(drop_path) if drop_path > 0 else \
-            nn.Identity()
-
-    def mix(self, x: torch.Tensor) -> torch.Tensor:
-        """No spatial part: ``[R, C, H, W]`` returned unchanged."""
-        return x
-
-    def attention_residual(
-            self,
-            tokens: torch.Tensor,
-            token_mask: Optional[torch.Tensor] = None,
-            context: Optional[torch.Tensor] = None,
-            context_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """Attention residual: ``[R, C, K]`` -> ``[R, C, K]``. The masks and
-        the context matter for SSA only (see :class:`TokenQKAttention`)."""
-        return tokens + self.drop_path(
-            self.attn(tokens, token_mask, context, context_mask))
-
-    def mlp_residual(self, tokens: torch.Tensor) -> torch.Tensor:
-        """MLP residual, token-wise: ``[R, C, K]`` -> ``[R, C, K]``."""
-        return tokens + self.drop_path(self.mlp(tokens))
-
-    def transform_tokens(
-            self,
-            tokens: torch.Tensor,
-            token_mask: Optional[torch.Tensor] = None,
-            context: Optional[torch.Tensor] = None,
-            context_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """Attention + MLP residuals: ``[R, C, K]`` -> ``[R, C, K]``."""
-        return self.mlp_residual(self.attention_residual(
-            tokens, token_mask, context, context_mask))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Dense block: ``[R, C, H, W]`` -> ``[R, C, H, W]``."""
-        return self.transform_tokens(self.mix(x).flatten(2)).view_as(x)

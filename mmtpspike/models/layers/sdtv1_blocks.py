@@ -21,6 +21,7 @@ from mmcv.cnn import build_norm_layer
 from mmengine.model import BaseModule
 
 from .spike_neurons import build_spike_neuron
+from .token_block import TokenBlock
 
 
 def with_threshold(spike_cfg: dict, v_threshold: float) -> dict:
@@ -267,7 +268,7 @@ class SpikeDrivenMLP(BaseModule):
         return hidden + out if self.inner_shortcut else out
 
 
-class SpikeDrivenBlock(BaseModule):
+class SpikeDrivenBlock(TokenBlock):
     """Spike-driven Transformer encoder block: SDSA and MLP residuals.
 
     The block has no spatial part, so :meth:`mix` is the identity and the
@@ -292,41 +293,9 @@ class SpikeDrivenBlock(BaseModule):
                  mlp_ratio: float = 4,
                  num_timesteps: int = 1,
                  init_cfg: Optional[dict] = None) -> None:
-        super().__init__(init_cfg)
+        super().__init__(init_cfg=init_cfg)
         self.attn = SpikeDrivenSelfAttention(channels, spike_cfg,
                                              kv_spike_cfg, norm_cfg,
                                              num_timesteps)
         self.mlp = SpikeDrivenMLP(channels, spike_cfg, norm_cfg, mlp_ratio,
                                   num_timesteps)
-
-    def mix(self, x: torch.Tensor) -> torch.Tensor:
-        """No spatial mixer: ``[R, C, H, W]`` returned unchanged."""
-        return x
-
-    def attention_residual(
-            self,
-            tokens: torch.Tensor,
-            token_mask: Optional[torch.Tensor] = None,
-            context: Optional[torch.Tensor] = None,
-            context_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """SDSA residual: ``[R, C, K]`` -> ``[R, C, K]`` (see
-        :meth:`SpikeDrivenSelfAttention.forward` for masks and context)."""
-        return tokens + self.attn(tokens, token_mask, context, context_mask)
-
-    def mlp_residual(self, tokens: torch.Tensor) -> torch.Tensor:
-        """MLP residual, token-wise: ``[R, C, K]`` -> ``[R, C, K]``."""
-        return tokens + self.mlp(tokens)
-
-    def transform_tokens(
-            self,
-            tokens: torch.Tensor,
-            token_mask: Optional[torch.Tensor] = None,
-            context: Optional[torch.Tensor] = None,
-            context_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """SDSA + MLP residuals: ``[R, C, K]`` -> ``[R, C, K]``."""
-        return self.mlp_residual(self.attention_residual(
-            tokens, token_mask, context, context_mask))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Dense block: ``[R, C, H, W]`` -> ``[R, C, H, W]``."""
-        return self.transform_tokens(self.mix(x).flatten(2)).view_as(x)

@@ -13,10 +13,10 @@ from typing import List, Optional, Tuple
 import torch
 import torch.nn as nn
 from mmcv.cnn import build_norm_layer
-from mmcv.cnn.bricks import DropPath
 from mmengine.model import BaseModule
 
 from .spike_neurons import build_spike_neuron
+from .token_block import TokenBlock
 
 
 def norm1d_cfg(norm_cfg: dict) -> dict:
@@ -318,7 +318,7 @@ class SpikeMLP(BaseModule):
         return self.fc2_bn(self.fc2_conv(self.fc2_spike(x)))
 
 
-class SpikeTransformerBlock(BaseModule):
+class SpikeTransformerBlock(TokenBlock):
     """Transformer block of SDT-V3: SepConv mixer, attention, MLP.
 
     The block is split in two so token pruning can wrap it:
@@ -351,46 +351,14 @@ class SpikeTransformerBlock(BaseModule):
                  attention_order: str = 'linear',
                  num_timesteps: int = 1,
                  init_cfg: Optional[dict] = None) -> None:
-        super().__init__(init_cfg)
+        super().__init__(drop_path, init_cfg)
         self.sep_conv = SepConv(channels, sep_kernel_size, spike_cfg,
                                 norm_cfg, num_timesteps=num_timesteps)
         self.attn = SpikeAttention(channels, spike_cfg, norm_cfg, num_heads,
                                    v_expansion, attention_order, num_timesteps)
         self.mlp = SpikeMLP(channels, spike_cfg, norm_cfg, mlp_ratio,
                             num_timesteps)
-        self.drop_path = DropPath(drop_path) if drop_path > 0 else \
-            nn.Identity()
 
     def mix(self, x: torch.Tensor) -> torch.Tensor:
         """SepConv residual on the full map: ``[B, C, H, W]`` -> same."""
         return x + self.drop_path(self.sep_conv(x))
-
-    def attention_residual(
-            self,
-            tokens: torch.Tensor,
-            token_mask: Optional[torch.Tensor] = None,
-            context: Optional[torch.Tensor] = None,
-            context_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """Attention residual: ``[B, C, N]`` -> ``[B, C, N]`` (see
-        :meth:`SpikeAttention.forward` for the masks and the context)."""
-        return tokens + self.drop_path(
-            self.attn(tokens, token_mask, context, context_mask))
-
-    def mlp_residual(self, tokens: torch.Tensor) -> torch.Tensor:
-        """MLP residual, token-wise: ``[B, C, N]`` -> ``[B, C, N]``."""
-        return tokens + self.drop_path(self.mlp(tokens))
-
-    def transform_tokens(
-            self,
-            tokens: torch.Tensor,
-            token_mask: Optional[torch.Tensor] = None,
-            context: Optional[torch.Tensor] = None,
-            context_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """Attention + MLP residuals: ``[B, C, N]`` -> ``[B, C, N]``."""
-        return self.mlp_residual(self.attention_residual(
-            tokens, token_mask, context, context_mask))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Dense block: ``[B, C, H, W]`` -> ``[B, C, H, W]``."""
-        x = self.mix(x)
-        return self.transform_tokens(x.flatten(2)).view_as(x)

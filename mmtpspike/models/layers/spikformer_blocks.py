@@ -21,12 +21,11 @@ from typing import List, Optional, Tuple
 import torch
 import torch.nn as nn
 from mmcv.cnn import build_norm_layer
-from mmcv.cnn.bricks import DropPath
 from mmengine.model import BaseModule
 
 from .sdtv3_blocks import norm1d_cfg
 from .spike_neurons import build_spike_neuron
-
+from .token_block import TokenBlock
 
 #: the public definition's neurons (tau 2, hard reset, thresholds 1 / 0.5)
 DEFAULT_SPIKE_CFG = dict(type='LIF', tau=2.0, v_threshold=1.0)
@@ -277,7 +276,7 @@ class SpikingMLP(BaseModule):
         return self.fc2(self.fc1(tokens))
 
 
-class SpikformerBlock(BaseModule):
+class SpikformerBlock(TokenBlock):
     """Spikformer encoder block: ``x + SSA(x)``, then ``x + MLP(x)``.
 
     The block has no spatial part, so :meth:`mix` is the identity and token
@@ -308,44 +307,9 @@ class SpikformerBlock(BaseModule):
                  drop_path: float = 0.,
                  num_timesteps: int = 1,
                  init_cfg: Optional[dict] = None) -> None:
-        super().__init__(init_cfg)
+        super().__init__(drop_path, init_cfg)
         self.attn = SpikingSelfAttention(channels, num_heads, spike_cfg,
                                          attn_spike_cfg, norm_cfg, attn_scale,
                                          num_timesteps)
         self.mlp = SpikingMLP(channels, int(channels * mlp_ratio), spike_cfg,
                               norm_cfg, num_timesteps)
-        self.drop_path = DropPath(drop_path) if drop_path > 0 else \
-            nn.Identity()
-
-    def mix(self, x: torch.Tensor) -> torch.Tensor:
-        """No spatial part: ``[R, C, H, W]`` returned unchanged."""
-        return x
-
-    def attention_residual(
-            self,
-            tokens: torch.Tensor,
-            token_mask: Optional[torch.Tensor] = None,
-            context: Optional[torch.Tensor] = None,
-            context_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """SSA residual: ``[R, C, K]`` -> ``[R, C, K]`` (masks and context
-        as in :meth:`SpikingSelfAttention.forward`)."""
-        return tokens + self.drop_path(
-            self.attn(tokens, token_mask, context, context_mask))
-
-    def mlp_residual(self, tokens: torch.Tensor) -> torch.Tensor:
-        """MLP residual, token-wise: ``[R, C, K]`` -> ``[R, C, K]``."""
-        return tokens + self.drop_path(self.mlp(tokens))
-
-    def transform_tokens(
-            self,
-            tokens: torch.Tensor,
-            token_mask: Optional[torch.Tensor] = None,
-            context: Optional[torch.Tensor] = None,
-            context_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """SSA + MLP residuals: ``[R, C, K]`` -> ``[R, C, K]``."""
-        return self.mlp_residual(self.attention_residual(
-            tokens, token_mask, context, context_mask))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Dense block: ``[R, C, H, W]`` -> ``[R, C, H, W]``."""
-        return self.transform_tokens(self.mix(x).flatten(2)).view_as(x)

@@ -1,0 +1,75 @@
+"""The shape every prunable transformer block shares."""
+from typing import Optional
+
+import torch
+import torch.nn as nn
+from mmcv.cnn.bricks import DropPath
+from mmengine.model import BaseModule
+
+
+class TokenBlock(BaseModule):
+    """Base of the prunable transformer blocks.
+
+    A block is a spatial part on the full map (:meth:`mix`, the identity
+    unless a subclass has one) followed by two token-wise residuals,
+    ``x + attn(x)`` and ``x + mlp(x)``, on flat ``[R, C, K]`` tokens, which is
+    what :class:`~mmtpspike.models.pruning.TokenPruner` drives. Subclasses
+    build ``self.attn`` (called as ``attn(tokens, token_mask, context,
+    context_mask)``) and ``self.mlp`` (``mlp(tokens)``), both returning the
+    branch output without the residual.
+
+    Args:
+        drop_path (float): Stochastic depth rate of both residuals.
+        init_cfg (dict, optional): Initialisation config.
+    """
+
+    def __init__(self,
+                 drop_path: float = 0.,
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(init_cfg)
+        self.drop_path = DropPath(drop_path) if drop_path > 0 else \
+            nn.Identity()
+
+    def mix(self, x: torch.Tensor) -> torch.Tensor:
+        """Spatial part on the full map: ``[R, C, H, W]`` -> same (none
+        here)."""
+        return x
+
+    def attention_residual(
+            self,
+            tokens: torch.Tensor,
+            token_mask: Optional[torch.Tensor] = None,
+            context: Optional[torch.Tensor] = None,
+            context_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Attention residual: ``[R, C, K]`` -> ``[R, C, K]``.
+
+        Args:
+            tokens (Tensor): ``[R, C, K]`` tokens that query.
+            token_mask (Tensor, optional): ``[R, K]`` bool, False for filler
+                slots that must not contribute to other tokens.
+            context (Tensor, optional): ``[R, C, M]`` tokens that give keys
+                and values instead (``pruning.attention_context='all'``).
+            context_mask (Tensor, optional): ``[R, M]`` bool, False for
+                context tokens left out (padding).
+        """
+        return tokens + self.drop_path(
+            self.attn(tokens, token_mask, context, context_mask))
+
+    def mlp_residual(self, tokens: torch.Tensor) -> torch.Tensor:
+        """MLP residual, token-wise: ``[R, C, K]`` -> ``[R, C, K]``."""
+        return tokens + self.drop_path(self.mlp(tokens))
+
+    def transform_tokens(
+            self,
+            tokens: torch.Tensor,
+            token_mask: Optional[torch.Tensor] = None,
+            context: Optional[torch.Tensor] = None,
+            context_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Attention + MLP residuals: ``[R, C, K]`` -> ``[R, C, K]``."""
+        return self.mlp_residual(self.attention_residual(
+            tokens, token_mask, context, context_mask))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Dense block: ``[R, C, H, W]`` -> ``[R, C, H, W]``."""
+        x = self.mix(x)
+        return self.transform_tokens(x.flatten(2)).view_as(x)
