@@ -21,17 +21,14 @@ public                                QKFormer
 Tensor shapes are unchanged. :func:`load_qkformer_checkpoint` reports every
 renamed, dropped, missing and unexpected key and refuses shape mismatches.
 """
-import os.path as osp
 import re
 from typing import Dict, List, Optional, Tuple, Union
 
 import torch
 import torch.nn as nn
-from mmengine.logging import print_log
-from mmengine.runner.checkpoint import CheckpointLoader
 
-from mmtpspike.utils.checkpoint import safe_load_checkpoint
-from .sdtv3_checkpoint import extract_state_dict
+from .checkpoint_loading import (check_shapes, extract_state_dict,
+                                 load_converted, read_checkpoint)
 
 PATCH_EMBED = re.compile(r'^patch_embed([123])\.(proj(?:\d|_res)?)_')
 BLOCK = re.compile(r'^stage([123])\.(\d+)\.(tssa\.)?')
@@ -99,19 +96,6 @@ def _width_hint(state_dict: Dict[str, torch.Tensor]) -> str:
     return f' (checkpoint stage widths {widths})' if widths else ''
 
 
-def _read(checkpoint: Union[str, dict], logger: str) -> Tuple[dict, str]:
-    """Load a path / URL (safely) or pass a loaded checkpoint through."""
-    if not isinstance(checkpoint, str):
-        return checkpoint, '<state dict>'
-    if '://' in checkpoint:
-        return CheckpointLoader.load_checkpoint(
-            checkpoint, map_location='cpu', logger=logger), checkpoint
-    if not osp.isfile(checkpoint):
-        raise FileNotFoundError(f'QKFormer checkpoint not found: '
-                                f'{checkpoint}')
-    return safe_load_checkpoint(checkpoint), checkpoint
-
-
 def load_qkformer_checkpoint(model: nn.Module,
                              checkpoint: Union[str, dict],
                              prefix: Optional[str] = None,
@@ -123,7 +107,7 @@ def load_qkformer_checkpoint(model: nn.Module,
         checkpoint (str | dict): path or URL (any mmengine scheme, loaded
             safely), or an already loaded checkpoint.
         prefix (str, optional): see
-            :func:`~mmtpspike.models.backbones.sdtv3_checkpoint.extract_state_dict`.
+            :func:`~.checkpoint_loading.extract_state_dict`.
         logger (str): mmengine logger name for the report.
 
     Returns:
@@ -136,34 +120,9 @@ def load_qkformer_checkpoint(model: nn.Module,
         ValueError: a tensor's shape differs from the model's (names the
             key, both shapes and the arch the checkpoint looks like).
     """
-    checkpoint, source = _read(checkpoint, logger)
+    checkpoint, source = read_checkpoint(checkpoint, 'QKFormer', logger)
     state, renamed, dropped = convert_qkformer_keys(
         extract_state_dict(checkpoint, prefix))
-    own = model.state_dict()
-    mismatched = [f'{k}: checkpoint {tuple(v.shape)} vs model '
-                  f'{tuple(own[k].shape)}' for k, v in state.items()
-                  if k in own and own[k].shape != v.shape]
-    if mismatched:
-        raise ValueError(
-            f'QKFormer checkpoint {source} does not fit this backbone '
-            f'(embed_dims={getattr(model, "embed_dims", "?")})'
-            f'{_width_hint(state)}; mismatched shapes:\n  ' +
-            '\n  '.join(mismatched[:10]) +
-            ('' if len(mismatched) <= 10 else
-             f'\n  ... and {len(mismatched) - 10} more'))
-    result = model.load_state_dict(state, strict=False)
-    report = dict(renamed=renamed, dropped=dropped,
-                  missing=list(result.missing_keys),
-                  unexpected=list(result.unexpected_keys))
-    print_log(f'Loaded QKFormer checkpoint {source}: {len(state)} tensors, '
-              f'{len(renamed)} keys renamed from the public layout, dropped '
-              f'classifier keys {dropped}', logger=logger)
-    print_log('renamed keys: ' + ', '.join(
-        f'{old} -> {new}' for old, new in renamed.items()), logger=logger,
-        level=10)
-    for kind in ('missing', 'unexpected'):
-        if report[kind]:
-            print_log(f'{kind} keys ({len(report[kind])}): '
-                      f'{", ".join(report[kind])}', logger=logger,
-                      level=30)
-    return report
+    check_shapes(model, state, 'QKFormer', source, _width_hint(state))
+    return load_converted(model, state, 'QKFormer', source,
+                          dict(renamed=renamed, dropped=dropped), logger)

@@ -5,24 +5,21 @@ Public checkpoints name modules ``patch_embed.proj_conv.weight``,
 ``patch_embed.proj_bn3.bias``, ``patch_embed.rpe_conv.weight``,
 ``block.0.attn.q_conv.weight``, ``block.7.mlp.fc2_bn.running_var``,
 ``head.weight``...; they are stored bare, under ``model`` or under
-``state_dict`` (see :func:`~.sdtv3_checkpoint.extract_state_dict`).
+``state_dict`` (see :func:`~.checkpoint_loading.extract_state_dict`).
 :func:`convert_sdtv1_keys` maps them with the table below;
 :func:`load_sdtv1_checkpoint` loads, drops the classifier and the public
 ``talking_heads`` convs (defined but unused by the public forward), reports
 every renamed, dropped, missing and unexpected key by name and refuses shape
 mismatches.
 """
-import os.path as osp
 import re
 from typing import Dict, List, Optional, Tuple, Union
 
 import torch
 import torch.nn as nn
-from mmengine.logging import print_log
-from mmengine.runner.checkpoint import CheckpointLoader
 
-from mmtpspike.utils.checkpoint import safe_load_checkpoint
-from .sdtv3_checkpoint import extract_state_dict
+from .checkpoint_loading import (check_shapes, extract_state_dict,
+                                 load_converted, read_checkpoint)
 
 # public key pattern -> SDTV1 replacement, applied in order (first match)
 KEY_TABLE = [
@@ -86,18 +83,6 @@ def _width_hint(state_dict: Dict[str, torch.Tensor]) -> str:
     return f' (checkpoint embed_dims {rpe.shape[0]}, {depth} blocks)'
 
 
-def _load(checkpoint: Union[str, dict], logger: str) -> Tuple[dict, str]:
-    """Read a checkpoint path / URL (safely) or pass a loaded one through."""
-    if not isinstance(checkpoint, str):
-        return checkpoint, '<state dict>'
-    if '://' in checkpoint:
-        return CheckpointLoader.load_checkpoint(
-            checkpoint, map_location='cpu', logger=logger), checkpoint
-    if not osp.isfile(checkpoint):
-        raise FileNotFoundError(f'SDT-V1 checkpoint not found: {checkpoint}')
-    return safe_load_checkpoint(checkpoint), checkpoint
-
-
 def load_sdtv1_checkpoint(model: nn.Module,
                           checkpoint: Union[str, dict],
                           prefix: Optional[str] = None,
@@ -109,7 +94,7 @@ def load_sdtv1_checkpoint(model: nn.Module,
         checkpoint (str | dict): path or URL (any mmengine scheme, loaded
             safely), or an already loaded checkpoint.
         prefix (str, optional): see
-            :func:`~.sdtv3_checkpoint.extract_state_dict`.
+            :func:`~.checkpoint_loading.extract_state_dict`.
         logger (str): mmengine logger name for the report.
 
     Returns:
@@ -121,33 +106,9 @@ def load_sdtv1_checkpoint(model: nn.Module,
         ValueError: a tensor's shape differs from the model's (names the
             key, both shapes and the arch the checkpoint looks like).
     """
-    checkpoint, source = _load(checkpoint, logger)
+    checkpoint, source = read_checkpoint(checkpoint, 'SDT-V1', logger)
     state, renamed, dropped = convert_sdtv1_keys(
         extract_state_dict(checkpoint, prefix))
-    own = model.state_dict()
-    mismatched = [f'{k}: checkpoint {tuple(v.shape)} vs model '
-                  f'{tuple(own[k].shape)}' for k, v in state.items()
-                  if k in own and own[k].shape != v.shape]
-    if mismatched:
-        raise ValueError(
-            f'SDT-V1 checkpoint {source} does not fit this backbone '
-            f'(embed_dims={getattr(model, "embed_dims", "?")}, '
-            f'depth={getattr(model, "depth", "?")}){_width_hint(state)}; '
-            'mismatched shapes:\n  ' + '\n  '.join(mismatched[:10]) +
-            ('' if len(mismatched) <= 10 else
-             f'\n  ... and {len(mismatched) - 10} more'))
-    result = model.load_state_dict(state, strict=False)
-    report = dict(renamed=renamed, dropped=dropped,
-                  missing=list(result.missing_keys),
-                  unexpected=list(result.unexpected_keys))
-    print_log(f'Loaded SDT-V1 checkpoint {source}: {len(state)} tensors, '
-              f'{len(renamed)} renamed (e.g. block.N. -> blocks.N., '
-              'patch_embed.proj_convI -> patch_embed.proj.I.conv); dropped '
-              f'(classifier / unused talking_heads): {dropped}',
-              logger=logger)
-    for kind in ('missing', 'unexpected'):
-        if report[kind]:
-            print_log(f'{kind} keys ({len(report[kind])}): '
-                      f'{", ".join(report[kind])}', logger=logger,
-                      level=30)
-    return report
+    check_shapes(model, state, 'SDT-V1', source, _width_hint(state))
+    return load_converted(model, state, 'SDT-V1', source,
+                          dict(renamed=renamed, dropped=dropped), logger)

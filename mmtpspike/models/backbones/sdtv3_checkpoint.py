@@ -8,16 +8,15 @@ Official checkpoints name modules ``downsample1_1.encode_conv.weight``,
 :func:`load_sdtv3_checkpoint` loads, drops the classifier, reports every
 missing and unexpected key by name and refuses shape mismatches.
 """
-import os.path as osp
 import re
 from typing import Dict, List, Optional, Tuple, Union
 
 import torch
 import torch.nn as nn
-from mmengine.logging import print_log
-from mmengine.runner.checkpoint import CheckpointLoader
 
-from mmtpspike.utils.checkpoint import safe_load_checkpoint
+from .checkpoint_loading import (check_shapes, extract_state_dict,
+                                 load_converted, read_checkpoint)
+
 
 # official top-level module prefix -> SDTV3 module prefix
 STAGE_PREFIXES = [
@@ -49,35 +48,6 @@ def rename_official_key(key: str) -> str:
                 key = new + key[len(old):]
                 break
     return MIXER.sub(r'\1sep_conv.', key)
-
-
-def extract_state_dict(checkpoint: dict,
-                       prefix: Optional[str] = None) -> Dict[str, torch.Tensor]:
-    """Find the backbone weights in a loaded checkpoint.
-
-    Args:
-        checkpoint (dict): bare state dict, ``{'model': ...}`` or
-            ``{'state_dict': ...}``.
-        prefix (str, optional): keep only keys under this prefix (stripped);
-            by default ``backbone.`` is stripped when present, and
-            ``module.`` (DDP) always.
-
-    Returns:
-        dict: tensor state dict.
-    """
-    state = checkpoint
-    for key in ('state_dict', 'model'):
-        if isinstance(state, dict) and isinstance(state.get(key), dict):
-            state = state[key]
-            break
-    state = {k[len('module.'):] if k.startswith('module.') else k: v
-             for k, v in state.items() if isinstance(v, torch.Tensor)}
-    if prefix is None and any(k.startswith('backbone.') for k in state):
-        prefix = 'backbone.'
-    if prefix:
-        state = {k[len(prefix):]: v for k, v in state.items()
-                 if k.startswith(prefix)}
-    return state
 
 
 def convert_official_keys(
@@ -134,40 +104,9 @@ def load_sdtv3_checkpoint(model: nn.Module,
         ValueError: a tensor's shape differs from the model's (names the
             key, both shapes and the arch the checkpoint looks like).
     """
-    if isinstance(checkpoint, str):
-        source = checkpoint
-        if '://' in checkpoint:
-            checkpoint = CheckpointLoader.load_checkpoint(
-                checkpoint, map_location='cpu', logger=logger)
-        elif not osp.isfile(checkpoint):
-            raise FileNotFoundError(f'SDT-V3 checkpoint not found: '
-                                    f'{checkpoint}')
-        else:
-            checkpoint = safe_load_checkpoint(checkpoint)
-    else:
-        source = '<state dict>'
+    checkpoint, source = read_checkpoint(checkpoint, 'SDT-V3', logger)
     state, dropped = convert_official_keys(
         extract_state_dict(checkpoint, prefix))
-    own = model.state_dict()
-    mismatched = [f'{k}: checkpoint {tuple(v.shape)} vs model '
-                  f'{tuple(own[k].shape)}' for k, v in state.items()
-                  if k in own and own[k].shape != v.shape]
-    if mismatched:
-        raise ValueError(
-            f'SDT-V3 checkpoint {source} does not fit this backbone '
-            f'(embed_dims={getattr(model, "embed_dims", "?")})'
-            f'{_width_hint(state)}; mismatched shapes:\n  ' +
-            '\n  '.join(mismatched[:10]) +
-            ('' if len(mismatched) <= 10 else
-             f'\n  ... and {len(mismatched) - 10} more'))
-    result = model.load_state_dict(state, strict=False)
-    report = dict(missing=list(result.missing_keys),
-                  unexpected=list(result.unexpected_keys), dropped=dropped)
-    print_log(f'Loaded SDT-V3 checkpoint {source}: {len(state)} tensors, '
-              f'dropped classifier keys {dropped}', logger=logger)
-    for kind in ('missing', 'unexpected'):
-        if report[kind]:
-            print_log(f'{kind} keys ({len(report[kind])}): '
-                      f'{", ".join(report[kind])}', logger=logger,
-                      level=30)
-    return report
+    check_shapes(model, state, 'SDT-V3', source, _width_hint(state))
+    return load_converted(model, state, 'SDT-V3', source,
+                          dict(dropped=dropped), logger)

@@ -11,17 +11,14 @@ forward never uses (the classifier and each block's LayerNorms ``norm1`` /
 ``norm2``, built but not applied). :func:`load_spikformer_checkpoint` loads
 and reports every renamed, reshaped, dropped, missing and unexpected key.
 """
-import os.path as osp
 import re
 from typing import Dict, List, NamedTuple, Optional, Union
 
 import torch
 import torch.nn as nn
-from mmengine.logging import print_log
-from mmengine.runner.checkpoint import CheckpointLoader
 
-from mmtpspike.utils.checkpoint import safe_load_checkpoint
-from .sdtv3_checkpoint import extract_state_dict
+from .checkpoint_loading import (check_shapes, extract_state_dict,
+                                 load_converted, read_checkpoint)
 
 #: (public pattern, our replacement), applied in order to every key
 KEY_RULES = [
@@ -100,19 +97,6 @@ def _size_hint(state_dict: Dict[str, torch.Tensor]) -> str:
             f'depth={len(blocks)})')
 
 
-def _load(checkpoint: Union[str, dict], logger: str):
-    """Load a path / URL safely; pass a loaded checkpoint through."""
-    if not isinstance(checkpoint, str):
-        return checkpoint, '<state dict>'
-    if '://' in checkpoint:
-        return CheckpointLoader.load_checkpoint(
-            checkpoint, map_location='cpu', logger=logger), checkpoint
-    if not osp.isfile(checkpoint):
-        raise FileNotFoundError(f'Spikformer checkpoint not found: '
-                                f'{checkpoint}')
-    return safe_load_checkpoint(checkpoint), checkpoint
-
-
 def load_spikformer_checkpoint(model: nn.Module,
                                checkpoint: Union[str, dict],
                                prefix: Optional[str] = None,
@@ -124,7 +108,7 @@ def load_spikformer_checkpoint(model: nn.Module,
         checkpoint (str | dict): Path or URL (any mmengine scheme, loaded
             safely), or an already loaded checkpoint.
         prefix (str, optional): Keep only keys under this prefix (see
-            :func:`~mmtpspike.models.backbones.sdtv3_checkpoint.
+            :func:`~mmtpspike.models.backbones.checkpoint_loading.
             extract_state_dict`; ``backbone.`` and ``module.`` are stripped
             by default).
         logger (str): mmengine logger name for the report.
@@ -138,35 +122,11 @@ def load_spikformer_checkpoint(model: nn.Module,
         ValueError: a tensor's shape differs from the model's (names the
             keys, both shapes and the size the checkpoint looks like).
     """
-    checkpoint, source = _load(checkpoint, logger)
+    checkpoint, source = read_checkpoint(checkpoint, 'Spikformer', logger)
     converted = convert_public_keys(extract_state_dict(checkpoint, prefix))
     state = converted.state_dict
-    own = model.state_dict()
-    mismatched = [f'{k}: checkpoint {tuple(v.shape)} vs model '
-                  f'{tuple(own[k].shape)}' for k, v in state.items()
-                  if k in own and own[k].shape != v.shape]
-    if mismatched:
-        raise ValueError(
-            f'Spikformer checkpoint {source} does not fit this backbone '
-            f'(embed_dims={getattr(model, "embed_dims", "?")}, '
-            f'depth={getattr(model, "depth", "?")}){_size_hint(state)}; '
-            f'build the backbone with the checkpoint\'s arch. Mismatched '
-            f'shapes:\n  ' + '\n  '.join(mismatched[:10]) +
-            ('' if len(mismatched) <= 10 else
-             f'\n  ... and {len(mismatched) - 10} more'))
-    result = model.load_state_dict(state, strict=False)
-    report = dict(renamed=converted.renamed, reshaped=converted.reshaped,
-                  dropped=converted.dropped,
-                  missing=list(result.missing_keys),
-                  unexpected=list(result.unexpected_keys))
-    print_log(f'Loaded Spikformer checkpoint {source}: {len(state)} '
-              f'tensors, {len(report["renamed"])} renamed, '
-              f'{len(report["reshaped"])} 1x1 kernels flattened, dropped '
-              f'(unused by the public forward): {report["dropped"]}',
-              logger=logger)
-    for kind in ('missing', 'unexpected'):
-        if report[kind]:
-            print_log(f'{kind} keys ({len(report[kind])}): '
-                      f'{", ".join(report[kind])}', logger=logger,
-                      level=30)
-    return report
+    check_shapes(model, state, 'Spikformer', source, _size_hint(state))
+    return load_converted(
+        model, state, 'Spikformer', source,
+        dict(renamed=converted.renamed, reshaped=converted.reshaped,
+             dropped=converted.dropped), logger)
