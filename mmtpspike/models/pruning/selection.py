@@ -90,7 +90,9 @@ def select_tokens(scores: torch.Tensor, counts: torch.Tensor,
 def index_to_mask(index: torch.Tensor, num_tokens: int) -> torch.Tensor:
     """``[R, K]`` token indices (fillers = ``N``) -> ``[R, N]`` bool map."""
     mask = index.new_zeros(index.shape[0], num_tokens + 1, dtype=torch.bool)
-    mask.scatter_(1, index, True)
+    # a tensor source, not the scalar True: the ONNX tracer has no
+    # ``scatter_`` overload for a bool scalar
+    mask.scatter_(1, index, torch.ones_like(index, dtype=torch.bool))
     return mask[:, :num_tokens]
 
 
