@@ -28,9 +28,11 @@ are equal (tested), which anchors this counter to mmengine's.
 Synaptic operations (SOPs): a layer reading spikes does one accumulate (AC)
 per input spike and fan-out, i.e. ``SOPs = MACs x mean spike count per input
 neuron`` (an integer spike ``n`` is ``n`` binary spikes). This holds for
-every conv whose input is a spike tensor (values ``n / D``, ``n`` in
-``0..D``); the encoding conv, which reads the image, and any conv fed
-real values cost MACs. Event input (a ``[B, T, C, H, W]`` tensor of
+every conv whose input is a spike tensor (values ``n / D``, ``n`` a
+non-negative integer: ``0..D`` from one neuron, more where a conv reads a
+sum of spike tensors, e.g. the integer residual stream of Spikformer,
+QKFormer and SDT-V1); the encoding conv, which reads the image, and any
+conv fed real values cost MACs. Event input (a ``[B, T, C, H, W]`` tensor of
 non-negative integer spike counts given to the model) makes the encoding conv
 an accumulate layer too, whose spike count is the input value. For the
 attention matmuls the spike operand on the left (``k`` in ``k^T v``, ``q`` in
@@ -165,14 +167,14 @@ class MacCounter:
         input ``x``, or None when ``x`` is real-valued (a MAC layer).
 
         The encoding conv reads spikes only on event input, whose values are
-        the counts; other convs read spikes when ``x * D`` is a count in
-        ``0..D``."""
+        the counts; other convs read spikes when ``x * D`` is a
+        non-negative integer count (a sum of spike tensors counts every
+        spike)."""
         if getattr(conv, 'encodes_input', False):
             return float(x.detach().float().mean()) if self._events else None
         counts = x.detach().float() * self.max_spikes
         on_lattice = (counts - counts.round()).abs().max() <= \
-            SPIKE_LATTICE_TOL and counts.min() >= 0 and \
-            counts.max() <= self.max_spikes + SPIKE_LATTICE_TOL
+            SPIKE_LATTICE_TOL and counts.min() >= 0
         return float(counts.mean()) if bool(on_lattice) else None
 
     def _add(self, name: str, module: nn.Module, macs: int,

@@ -5,7 +5,7 @@ import pytest
 import torch
 from mmengine.analysis import FlopAnalyzer
 
-from mmtpspike.analysis import count_macs
+from mmtpspike.analysis import MacCounter, count_macs
 from mmtpspike.models import SDTV3
 
 TINY = dict(arch='t', depths=(1, 1, 2, 1))
@@ -126,3 +126,19 @@ def test_merging_pays_for_its_similarity_matrix():
     scorer = sum(depth * (3 * 3 + 3) * channels * tokens
                  for channels, depth in [(96, 2), (128, 1)])
     assert ours.total - matching == theirs.total - scorer
+
+
+def test_a_sum_of_spike_tensors_counts_every_spike():
+    """A conv reading an integer residual stream (spikes of two neurons
+    added, LIF D = 1) does one AC per arriving spike, not a MAC."""
+    conv = torch.nn.Conv2d(2, 3, 1, bias=False)
+    spikes = torch.tensor([0., 1., 2., 3.]).view(1, 1, 2, 2).repeat(
+        1, 2, 1, 1)
+    with MacCounter(conv, max_spikes=1) as counter:
+        conv(spikes)
+    assert counter.total == 4 * 2 * 3
+    assert counter.float_macs == 0
+    assert counter.sops == pytest.approx(counter.total * 1.5)
+    with MacCounter(conv, max_spikes=1) as counter:
+        conv(spikes + 0.5)  # real values: MACs
+    assert counter.float_macs == counter.total and counter.sops == 0
