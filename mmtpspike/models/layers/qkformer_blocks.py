@@ -19,6 +19,7 @@ import torch.nn as nn
 from mmcv.cnn import build_norm_layer
 from mmengine.model import BaseModule
 
+from .attention_ops import linear_attention_macs, split_heads
 from .sdtv3_blocks import norm1d_cfg
 from .spike_neurons import build_spike_neuron
 from .token_block import TokenBlock
@@ -220,12 +221,6 @@ class SpikingSelfAttention(BaseModule):
         self.proj_bn = build_norm_layer(norm1d, channels)[1]
         self.proj_spike = build_spike_neuron(spike_cfg, num_timesteps)
 
-    def _heads(self, x: torch.Tensor) -> torch.Tensor:
-        """``[R, C, N]`` -> ``[R, heads, N, C / heads]``."""
-        rows, channels, num_tokens = x.shape
-        return x.view(rows, self.num_heads, channels // self.num_heads,
-                      num_tokens).transpose(-1, -2)
-
     def matmul_macs(
             self,
             tokens: torch.Tensor,
@@ -236,11 +231,10 @@ class SpikingSelfAttention(BaseModule):
         the neuron whose spikes form its left operand: ``k^T v`` costs
         ``R M C^2 / h`` (k spikes), ``q (k^T v)`` ``R N C^2 / h`` (q
         spikes)."""
-        rows, channels, num_queries = tokens.shape
-        num_keys = num_queries if context is None else context.shape[2]
-        per_token = rows * channels * channels // self.num_heads
-        return [(num_keys * per_token, self.k_spike),
-                (num_queries * per_token, self.q_spike)]
+        k_side, q_side = linear_attention_macs(tokens, context,
+                                               tokens.shape[1],
+                                               self.num_heads)
+        return [(k_side, self.k_spike), (q_side, self.q_spike)]
 
     def forward(self,
                 tokens: torch.Tensor,
@@ -271,8 +265,9 @@ class SpikingSelfAttention(BaseModule):
         v = self.v_spike(self.v_bn(self.v_conv(source)))
         if mask is not None:
             k = k * mask.unsqueeze(1).to(k.dtype)
-        k, v = self._heads(k), self._heads(v)
-        out = self._heads(q) @ (k.transpose(-2, -1) @ v) * self.scale
+        k, v = split_heads(k, self.num_heads), split_heads(v, self.num_heads)
+        out = split_heads(q, self.num_heads) @ (k.transpose(-2, -1) @ v) * \
+            self.scale
         out = out.transpose(-1, -2).reshape(rows, channels, num_tokens)
         out = self.attn_spike(out)
         return self.proj_spike(self.proj_bn(self.proj_conv(out)))

@@ -15,6 +15,7 @@ import torch.nn as nn
 from mmcv.cnn import build_norm_layer
 from mmengine.model import BaseModule
 
+from .attention_ops import linear_attention_macs, split_heads
 from .spike_neurons import build_spike_neuron
 from .token_block import TokenBlock
 
@@ -209,12 +210,6 @@ class SpikeAttention(BaseModule):
         self.attn_spike = build_spike_neuron(spike_cfg, num_timesteps)
         self.proj_conv = conv_norm(v_channels, channels, norm_cfg)
 
-    def _heads(self, x: torch.Tensor) -> torch.Tensor:
-        """``[B, C, N]`` -> ``[B, heads, N, C / heads]``."""
-        batch, channels, num_tokens = x.shape
-        return x.view(batch, self.num_heads, channels // self.num_heads,
-                      num_tokens).transpose(-1, -2)
-
     def _attend(self, q: torch.Tensor, k: torch.Tensor,
                 v: torch.Tensor) -> torch.Tensor:
         """``[B, h, N, d]`` q, k and ``[B, h, N, d_v]`` v -> ``[B, h, N,
@@ -240,8 +235,8 @@ class SpikeAttention(BaseModule):
         num_keys = num_queries if context is None else context.shape[2]
         v_channels = self.v_conv[0].out_channels
         if self.attention_order == 'linear':
-            per_token = batch * channels * v_channels // self.num_heads
-            k_side, q_side = num_keys * per_token, num_queries * per_token
+            k_side, q_side = linear_attention_macs(tokens, context,
+                                                   v_channels, self.num_heads)
         else:
             total = batch * num_queries * num_keys * (channels + v_channels)
             k_side, q_side = total // 2, total - total // 2
@@ -278,7 +273,8 @@ class SpikeAttention(BaseModule):
         v = self.v_spike(self.v_conv(x)).squeeze(-1)
         if token_mask is not None:
             k = k * token_mask.unsqueeze(1).to(k.dtype)
-        out = self._attend(self._heads(q), self._heads(k), self._heads(v))
+        out = self._attend(*(split_heads(t, self.num_heads)
+                             for t in (q, k, v)))
         out = (out * self.scale).transpose(-1, -2).reshape(
             batch, -1, num_tokens)
         out = self.attn_spike(out).unsqueeze(-1)

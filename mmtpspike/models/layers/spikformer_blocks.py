@@ -23,6 +23,7 @@ import torch.nn as nn
 from mmcv.cnn import build_norm_layer
 from mmengine.model import BaseModule
 
+from .attention_ops import linear_attention_macs, split_heads
 from .sdtv3_blocks import norm1d_cfg
 from .spike_neurons import build_spike_neuron
 from .token_block import TokenBlock
@@ -189,12 +190,6 @@ class SpikingSelfAttention(BaseModule):
         self.attn_lif = build_spike_neuron(attn_spike_cfg, num_timesteps)
         self.proj = SpikingLinear(channels, channels, **unit)
 
-    def _heads(self, x: torch.Tensor) -> torch.Tensor:
-        """``[R, C, N]`` -> ``[R, heads, N, C / heads]``."""
-        rows, channels, num_tokens = x.shape
-        return x.view(rows, self.num_heads, channels // self.num_heads,
-                      num_tokens).transpose(-1, -2)
-
     def matmul_macs(
             self,
             tokens: torch.Tensor,
@@ -205,11 +200,10 @@ class SpikingSelfAttention(BaseModule):
         the neuron whose spikes form its left operand: ``k^T v`` costs
         ``R M C^2 / h`` (k spikes), ``q (k^T v)`` ``R N C^2 / h`` (q
         spikes)."""
-        rows, channels, num_queries = tokens.shape
-        num_keys = num_queries if context is None else context.shape[2]
-        per_token = rows * channels * channels // self.num_heads
-        return [(num_keys * per_token, self.k.lif),
-                (num_queries * per_token, self.q.lif)]
+        k_side, q_side = linear_attention_macs(tokens, context,
+                                               tokens.shape[1],
+                                               self.num_heads)
+        return [(k_side, self.k.lif), (q_side, self.q.lif)]
 
     def forward(self,
                 tokens: torch.Tensor,
@@ -241,8 +235,9 @@ class SpikingSelfAttention(BaseModule):
         v = self.v(source)
         if mask is not None:
             k = k * mask.unsqueeze(1).to(k.dtype)
-        key_values = self._heads(k).transpose(-2, -1) @ self._heads(v)
-        out = (self._heads(q) @ key_values) * self.scale
+        key_values = split_heads(k, self.num_heads).transpose(-2, -1) @ \
+            split_heads(v, self.num_heads)
+        out = (split_heads(q, self.num_heads) @ key_values) * self.scale
         out = out.transpose(-1, -2).reshape(rows, channels, num_tokens)
         return self.proj(self.attn_lif(out))
 
