@@ -50,7 +50,7 @@ ONE_EPOCH = [
     'default_hooks.checkpoint.interval=1'
 ]
 # see test_pruned_demo_stays_near_dense
-DENSE_FLOOR = 0.10
+DENSE_FLOOR = 0.05
 PRUNED_FRACTION = 0.5
 
 
@@ -119,7 +119,9 @@ def test_pruned_demo_stays_near_dense(dense_eval, pruned_eval):
     Measured on 2 CPU cores (runs differ: multi-threaded CPU training is
     not bit-reproducible): after this 16-epoch schedule on the tinted set
     the dense model reached bbox / segm mAP@0.5 of 0.256 / 0.272 (mAP
-    0.114 / 0.137), pruned at 78 % 0.264 / 0.264. An untrained model scores
+    0.114 / 0.137), pruned at 78 % 0.264 / 0.264; on the classic stack
+    (torch 2.1, one thread) one run reached only 0.086 / 0.085, pruned
+    0.123 / 0.118, so the floor sits below that. An untrained model scores
     0.0, so the floor shows that the detector learned to find the shapes
     and the relative bound is not vacuous. mAP@0.5 rather than mAP because
     it moves less between runs of a briefly trained detector on 8
