@@ -9,7 +9,7 @@ running statistics on the test input (one train-mode forward with momentum
 ``beta`` around the firing threshold.
 """
 from collections import defaultdict
-from typing import Dict
+from typing import Dict, Sequence
 
 import torch
 import torch.nn as nn
@@ -75,3 +75,25 @@ def assert_active(model: nn.Module, *inputs) -> Dict[str, float]:
     silent = {k: round(v, 4) for k, v in rates.items() if v < FIRING_FLOOR}
     assert not silent, f'silent stages {silent} (all rates {rates})'
     return rates
+
+
+#: a tiny SDT-V3 with every stage present (the pruning option tests)
+TINY_SDTV3 = dict(arch='t', depths=(1, 1, 2, 2))
+
+
+def active_pair(**pruning):
+    """An activated dense tiny SDTV3, a copy pruned with ``pruning`` on the
+    same weights, and the ``[2, 3, 96, 64]`` input."""
+    from mmtpspike.models import SDTV3
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 96, 64)
+    dense = activate(SDTV3(**TINY_SDTV3), x)
+    pruned = SDTV3(**TINY_SDTV3, pruning=pruning).eval()
+    pruned.load_state_dict(dense.state_dict())
+    return dense, pruned, x
+
+
+def max_difference(outs_a: Sequence[torch.Tensor],
+                   outs_b: Sequence[torch.Tensor]) -> float:
+    """Largest absolute difference over paired outputs."""
+    return max(float((a - b).abs().max()) for a, b in zip(outs_a, outs_b))

@@ -1,10 +1,13 @@
 """tools/analysis: complexity, benchmark and token visualiser end to end."""
 import csv
 import json
+import subprocess
+import sys
 
 import cv2
 import mmcv
 import numpy as np
+import pytest
 
 from tool_runner import run_tool
 
@@ -36,6 +39,40 @@ def test_benchmark_tool_runs_on_tiny_model(tmp_path):
     assert [float(r['keep']) for r in rows] == [1.0, 0.78, 0.5]
     assert float(rows[0]['speedup']) == 1.0
     assert float(rows[2]['gmacs']) < float(rows[0]['gmacs'])
+
+
+def _table_rows(stdout: str, first_cell: str):
+    return [[cell.strip() for cell in line.strip('|').split('|')]
+            for line in stdout.splitlines()
+            if line.startswith(f'| {first_cell}')]
+
+
+@pytest.mark.parametrize('mode', ['inference', 'train'])
+def test_speed_profile_compares_config_with_its_dense_self(mode):
+    stdout = run_tool('tools/analysis/speed_profile.py',
+                      'configs/det/sdtv3_tp_fast_coco_demo.py', '--shape',
+                      '64', '96', '--with-neck', '--repeats', '1', '--mode',
+                      mode, '--batch', '1')
+    (dense, ), (pruned, ) = (_table_rows(stdout, name)
+                             for name in ('dense', 'pruned'))
+    assert dense[3] == '1.00x'
+    # GMACs: the fast config skips work in conv stages 1-2 and stages 3-4
+    assert float(pruned[2]) < float(dense[2])
+    stages = [row[0] for row in _table_rows(stdout, 'st')]
+    assert stages == ['stage', 'stem', 'stages.0', 'stages.1', 'stages.2',
+                      'stages.3']  # the header, then one row per stage
+    (stem, ) = _table_rows(stdout, 'stem')
+    assert stem[-1] == '1.00x'  # the fast config leaves the stem dense
+    assert _table_rows(stdout, 'neck')
+
+
+def test_speed_profile_refuses_a_dense_config(repo_root):
+    result = subprocess.run([
+        sys.executable, 'tools/analysis/speed_profile.py',
+        'configs/det/sdtv3_coco_demo.py'
+    ], cwd=repo_root, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1
+    assert 'has no model.backbone.pruning' in result.stderr
 
 
 def _tile(image, max_side=320):

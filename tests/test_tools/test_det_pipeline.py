@@ -29,10 +29,12 @@ PRUNED = 'configs/det/sdtv3_tp_coco_demo.py'
 METRICS = ('coco/bbox_mAP', 'coco/segm_mAP')
 BOUNDED = ('coco/bbox_mAP_50', 'coco/segm_mAP_50')
 # A short version of the demo schedule (36 epochs, steps at 27 and 33):
-# EPOCHS epochs with the LR steps at STEPS.
+# EPOCHS epochs with the LR steps at STEPS, from a fixed seed (see
+# test_pruned_demo_stays_near_dense).
 EPOCHS = 16
 STEPS = [12, 15]
 SHORT_SCHEDULE = [
+    'randomness.seed=0',
     f'train_cfg.max_epochs={EPOCHS}', f'train_cfg.val_interval={EPOCHS}',
     f'default_hooks.checkpoint.interval={EPOCHS}',
     f'param_scheduler.1.end={EPOCHS}', f'param_scheduler.1.milestones={STEPS}'

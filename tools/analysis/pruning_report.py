@@ -54,6 +54,11 @@ VARIANTS = {
     'IRToP, stopped tokens zeroed': dict(restorer=dict(type='ZeroRestorer')),
     'IRToP dynamic (score mass = keep)': dict(dynamic=True),
     'ToMe merge': dict(reduction='merge'),
+    # the speed options ('keep' stands for the row's keep ratio)
+    'IRToP, mixer skipped too': dict(skip_mixer=True),
+    'IRToP + conv stages': dict(conv_keep_ratios='keep'),
+    'fast (every speed option)': dict(
+        skip_mixer=True, conv_keep_ratios=[1.0, 'keep', 'keep']),
 }
 
 
@@ -88,6 +93,10 @@ def parse_args():
 def pruning_settings(variant: str, keep: float) -> dict:
     """The ``model.backbone.pruning`` dict of a variant at a keep ratio."""
     settings = copy.deepcopy(VARIANTS[variant])
+    conv = settings.get('conv_keep_ratios')
+    if conv is not None:
+        settings['conv_keep_ratios'] = keep if conv == 'keep' else [
+            keep if ratio == 'keep' else ratio for ratio in conv]
     if settings.pop('dynamic', False):
         return dict(settings, keep_ratios=1.0, dynamic=dict(
             mass=keep, min_ratio=keep / 2, max_ratio=1.0))

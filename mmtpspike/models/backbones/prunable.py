@@ -31,7 +31,8 @@ from ..pruning import TokenPruner, valid_token_mask
 
 PRUNING_KEYS = ('keep_ratios', 'scorer', 'mode', 'temporal_selection',
                 'restorer', 'score_on', 'attention_context',
-                'mlp_keep_ratios', 'dynamic', 'reduction')
+                'mlp_keep_ratios', 'dynamic', 'reduction', 'skip_mixer',
+                'conv_keep_ratios')
 
 
 class PrunableStage(NamedTuple):
@@ -47,6 +48,11 @@ class PrunableStage(NamedTuple):
     name: str
     blocks: nn.ModuleList
     stride: int
+
+
+def _block_names(stages: Sequence[PrunableStage]) -> List[str]:
+    return [f'{stage.name}.{b}' for stage in stages
+            for b in range(len(stage.blocks))]
 
 
 class ForwardState(NamedTuple):
@@ -99,6 +105,12 @@ class PrunableBackbone(BaseModule):
         """The prunable block lists, in forward order."""
         raise NotImplementedError
 
+    def conv_prunable_stages(self) -> List[PrunableStage]:
+        """The convolutional block lists that ``pruning.conv_keep_ratios``
+        can stop tokens in (blocks with ``mix`` and ``transform_at``), in
+        forward order; none by default."""
+        return []
+
     def init_pruning(self, pruning: Optional[dict]) -> None:
         """Build the pruner (or, for a dense backbone, the keep-1 runner
         that runs padded batches on their valid tokens only)."""
@@ -121,11 +133,13 @@ class PrunableBackbone(BaseModule):
                 "pruning.temporal_selection='per_timestep' needs stateless "
                 "neurons: a LIF neuron must see the same tokens at every "
                 "timestep; use 'shared' or spike_cfg type 'MultiSpike'")
-        stages = self.prunable_stages()
-        names = [f'{stage.name}.{b}' for stage in stages
-                 for b in range(len(stage.blocks))]
-        return TokenPruner(names, [len(stage.blocks) for stage in stages],
-                           num_timesteps=self.num_timesteps, **pruning)
+        stages, conv_stages = self.prunable_stages(), \
+            self.conv_prunable_stages()
+        return TokenPruner(
+            _block_names(stages), [len(stage.blocks) for stage in stages],
+            conv_block_names=_block_names(conv_stages),
+            conv_blocks_per_stage=[len(stage.blocks) for stage in conv_stages],
+            num_timesteps=self.num_timesteps, **pruning)
 
     # ------------------------------------------------- freezing and weights
     def _frozen_modules(self) -> List[nn.Module]:
@@ -260,12 +274,16 @@ class PrunableBackbone(BaseModule):
                   state: ForwardState) -> torch.Tensor:
         """Run a prunable block list on ``[T * B, C, H, W]``, with token
         early stopping when a runner is active."""
-        if state.runner is None:
+        conv = any(other.name == stage.name
+                   for other in self.conv_prunable_stages())
+        if state.runner is None or (
+                conv and state.runner.conv_keep_ratios is None):
             for block in stage.blocks:
                 x = block(x)
             return x
         first_block = 0
-        for other in self.prunable_stages():
+        for other in (self.conv_prunable_stages()
+                      if conv else self.prunable_stages()):
             if other.name == stage.name:
                 break
             first_block += len(other.blocks)
@@ -273,7 +291,7 @@ class PrunableBackbone(BaseModule):
         active = torch.ones_like(valid)
         for offset, block in enumerate(stage.blocks):
             x, active = state.runner(block, x, first_block + offset,
-                                     stage.index, valid, active)
+                                     stage.index, valid, active, conv=conv)
         return x
 
     def _consume_img_shapes(self, x: torch.Tensor):

@@ -71,7 +71,10 @@ class SDTV3(PrunableBackbone):
         norm_eval (bool): Keep norm layers in eval mode while training.
         pruning (dict, optional): Token pruning, e.g.
             ``dict(keep_ratios=0.78, scorer=dict(type='IRToPScorer'),
-            mode='per_block')``. None = dense.
+            mode='per_block')``. None = dense. ``skip_mixer=True`` and
+            ``conv_keep_ratios`` (the stem and stages 1-2, see
+            :class:`~mmtpspike.models.pruning.TokenPruner`) stop tokens
+            where the rest of the work is.
         mask_padding (bool): Keep padded tokens (known from
             :meth:`set_img_shapes`) out of the transformer blocks. Default:
             True. False reproduces the public code on padded batches.
@@ -196,6 +199,16 @@ class SDTV3(PrunableBackbone):
             for index in range(self.num_conv_stages, 4)
         ]
 
+    def conv_prunable_stages(self) -> List[PrunableStage]:
+        """The stem (stage index -1, stride 2) and the conv stages 1-2."""
+        stem = PrunableStage(-1, 'stem.blocks', self.stem.blocks, 2)
+        return [stem] + [
+            PrunableStage(index, f'stages.{index}.blocks',
+                          self.stages[index].blocks,
+                          self.stage_strides[index])
+            for index in range(self.num_conv_stages)
+        ]
+
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         """Extract features.
 
@@ -208,16 +221,15 @@ class SDTV3(PrunableBackbone):
         """
         state = self.begin_forward(x)
         x = self.to_timesteps(x)
-        x = self.stem.blocks[0](self.stem.downsample(x))
+        prunable = {
+            stage.index: stage
+            for stage in self.conv_prunable_stages() + self.prunable_stages()
+        }
+        x = self.run_stage(prunable[-1], self.stem.downsample(x), state)
         outs = [self.merge_timesteps(x)] if self.out_stem else []
-        prunable = {stage.index: stage for stage in self.prunable_stages()}
         for stage_index, stage in enumerate(self.stages):
-            x = stage.downsample(x)
-            if stage_index in prunable:
-                x = self.run_stage(prunable[stage_index], x, state)
-            else:
-                for block in stage.blocks:
-                    x = block(x)
+            x = self.run_stage(prunable[stage_index], stage.downsample(x),
+                               state)
             if stage_index in self.out_indices:
                 outs.append(self.merge_timesteps(x))
         return tuple(outs)

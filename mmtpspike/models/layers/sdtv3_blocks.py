@@ -15,7 +15,9 @@ import torch.nn as nn
 from mmcv.cnn import build_norm_layer
 from mmengine.model import BaseModule
 
+from ..pruning.restore import Selection, gather_tokens, scatter_tokens
 from .attention_ops import linear_attention_macs, split_heads
+from .position_conv import PositionConv2d
 from .spike_neurons import build_spike_neuron
 from .token_block import TokenBlock
 
@@ -120,6 +122,29 @@ class SepConv(BaseModule):
         x = self.dwconv(self.spike2(x))
         return self.pwconv2(self.spike3(x))
 
+    def forward_at(self, x: torch.Tensor,
+                   selection: Selection) -> torch.Tensor:
+        """The mixer run by the selected tokens only (stopped tokens skip
+        both pointwise convs): ``[R, C, H, W]`` -> ``[R, C, K]`` output at
+        the selected positions.
+
+        The depthwise conv still runs on the full map, where stopped
+        positions emit no spikes, so a kept token mixes with its kept
+        neighbours only.
+        """
+        rows, _, height, width = x.shape
+        tokens = gather_tokens(x.flatten(2), selection).unsqueeze(-1)
+        hidden = self.spike2(self.pwconv1(self.spike1(tokens))).squeeze(-1)
+        if selection.has_fillers:
+            hidden = hidden * selection.slot_mask[:, None].to(hidden.dtype)
+        # token-major zeros: the map is channels-last, as fuse() makes it
+        silent = hidden.new_zeros(rows, height * width,
+                                  hidden.shape[1]).transpose(1, 2)
+        hidden = scatter_tokens(silent, hidden, selection).reshape(
+            rows, -1, height, width)
+        mixed = gather_tokens(self.dwconv(hidden).flatten(2), selection)
+        return self.pwconv2(self.spike3(mixed.unsqueeze(-1))).squeeze(-1)
+
 
 class SpikeConvBlock(BaseModule):
     """Convolutional SDT-V3 block: SepConv mixer + 3x3 conv channel MLP.
@@ -146,15 +171,36 @@ class SpikeConvBlock(BaseModule):
         self.sep_conv = SepConv(channels, sep_kernel_size, spike_cfg,
                                 norm_cfg, num_timesteps=num_timesteps)
         self.spike1 = build_spike_neuron(spike_cfg, num_timesteps)
-        self.conv1 = nn.Conv2d(channels, hidden, 3, padding=1, bias=False)
+        self.conv1 = PositionConv2d(channels, hidden, 3)
         self.bn1 = build_norm_layer(norm_cfg, hidden)[1]
         self.spike2 = build_spike_neuron(spike_cfg, num_timesteps)
-        self.conv2 = nn.Conv2d(hidden, channels, 3, padding=1, bias=False)
+        self.conv2 = PositionConv2d(hidden, channels, 3)
         self.bn2 = build_norm_layer(norm_cfg, channels)[1]
+
+    def mix(self, x: torch.Tensor) -> torch.Tensor:
+        """SepConv residual on the full map: ``[R, C, H, W]`` -> same."""
+        return x + self.sep_conv(x)
+
+    def transform_at(self, x: torch.Tensor,
+                     selection: Selection) -> torch.Tensor:
+        """The 3x3 channel MLP residual at the selected positions only:
+        ``[R, C, H, W]`` -> ``[R, C, K]``.
+
+        ``conv1`` reads the full spike map around each selected position;
+        its hidden spikes exist at the selected positions only (stopped
+        positions stay silent), which is all ``conv2`` reads.
+        """
+        index, shape = selection.index, selection.spatial_shape
+        hidden = self.bn1(self.conv1(self.spike1(x), index).unsqueeze(-1))
+        hidden = self.spike2(hidden).squeeze(-1)
+        fillers = selection.slot_mask if selection.has_fillers else None
+        y = self.conv2(hidden, index, fillers, shape)
+        y = self.bn2(y.unsqueeze(-1)).squeeze(-1)
+        return gather_tokens(x.flatten(2), selection) + y
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``[B, C, H, W]`` -> ``[B, C, H, W]``."""
-        x = x + self.sep_conv(x)
+        x = self.mix(x)
         y = self.bn1(self.conv1(self.spike1(x)))
         y = self.bn2(self.conv2(self.spike2(y)))
         return x + y
@@ -358,3 +404,9 @@ class SpikeTransformerBlock(TokenBlock):
     def mix(self, x: torch.Tensor) -> torch.Tensor:
         """SepConv residual on the full map: ``[B, C, H, W]`` -> same."""
         return x + self.drop_path(self.sep_conv(x))
+
+    def mix_at(self, x: torch.Tensor, selection: Selection) -> torch.Tensor:
+        """SepConv residual of the selected tokens only: ``[R, C, H, W]``
+        -> ``[R, C, K]`` (see :meth:`SepConv.forward_at`)."""
+        return gather_tokens(x.flatten(2), selection) + self.drop_path(
+            self.sep_conv.forward_at(x, selection))

@@ -6,6 +6,8 @@ import torch.nn as nn
 from mmcv.cnn.bricks import DropPath
 from mmengine.model import BaseModule
 
+from ..pruning.restore import Selection, gather_tokens
+
 
 class TokenBlock(BaseModule):
     """Base of the prunable transformer blocks.
@@ -34,6 +36,12 @@ class TokenBlock(BaseModule):
         """Spatial part on the full map: ``[R, C, H, W]`` -> same (none
         here)."""
         return x
+
+    def mix_at(self, x: torch.Tensor, selection: Selection) -> torch.Tensor:
+        """The spatial part for the selected tokens only
+        (``pruning.skip_mixer``): ``[R, C, H, W]`` -> ``[R, C, K]``; the
+        selected tokens themselves here (no spatial part)."""
+        return gather_tokens(x.flatten(2), selection)
 
     def attention_residual(
             self,

@@ -7,6 +7,11 @@ spatial SepConv mixer runs on the full map, only the kept tokens go through
 attention and MLP (gathered into a flat ``[R, C, K]`` tensor), and the
 restorer puts them back. Nothing is deleted; stopped tokens keep their
 values.
+
+Beyond the paper, stopped tokens can also skip the mixer's pointwise convs
+(``skip_mixer``), and the convolutional stages can stop tokens too
+(``conv_keep_ratios``): their ``3 x 3`` channel MLP then runs at the kept
+positions only (:class:`~mmtpspike.models.layers.PositionConv2d`).
 """
 from collections import OrderedDict
 from typing import Callable, List, Optional, Sequence, Tuple, Union
@@ -17,7 +22,8 @@ from torch.utils.hooks import RemovableHandle
 
 from mmtpspike.registry import TOKEN_RESTORERS, TOKEN_SCORERS
 from .merging import merge_tokens, plan_merges, unmerge_updates
-from .restore import Selection, TokenRecord, gather_tokens
+from .restore import (Selection, TokenRecord, gather_tokens,
+                      scatter_tokens)
 from .selection import keep_counts, mass_counts, select_tokens
 
 MODES = ('per_block', 'cumulative')
@@ -156,6 +162,22 @@ class TokenPruner(nn.Module):
         reduction (str): ``'stop'`` (default, early stopping) or
             ``'merge'`` (the merging baseline; per-block mode, the default
             restorer, one retention for attention and MLP).
+        skip_mixer (bool): In transformer blocks, stopped tokens also skip
+            the mixer's pointwise convs (the depthwise conv runs on the full
+            map, where they emit no spikes). Needs ``score_on='input'``.
+            Default: False (the paper: the mixer runs on every token).
+        conv_keep_ratios (float | list[float], optional): Early stopping in
+            the convolutional blocks (``conv_block_names``) with its own
+            retention, one value, one per conv stage or one per conv block:
+            stopped positions skip the block's ``3 x 3`` channel MLP and
+            keep their values after the mixer, which runs on the full map
+            (its pointwise convs are ~5 % of a conv block's MACs; running
+            them sparsely cost more in gathers than it saved, measured in
+            docs/benchmarks/fast_config.md). None (default) runs the conv
+            blocks densely.
+        conv_block_names (list[str]): Names of the convolutional blocks
+            that ``conv_keep_ratios`` can stop (given by the backbone).
+        conv_blocks_per_stage (list[int]): Their number per conv stage.
         num_timesteps (int): ``T``.
 
     Tokens with equal scores are ranked by position, lowest token index
@@ -176,6 +198,11 @@ class TokenPruner(nn.Module):
                                                  Sequence[float]]] = None,
                  dynamic: Optional[dict] = None,
                  reduction: str = 'stop',
+                 skip_mixer: bool = False,
+                 conv_keep_ratios: Optional[Union[float,
+                                                  Sequence[float]]] = None,
+                 conv_block_names: Sequence[str] = (),
+                 conv_blocks_per_stage: Sequence[int] = (),
                  num_timesteps: int = 1) -> None:
         super().__init__()
         for field, value, choices in (
@@ -209,6 +236,27 @@ class TokenPruner(nn.Module):
                 "pruning.reduction='merge' merges and unmerges tokens itself: "
                 "use it with mode='per_block', the default restorer, no "
                 'dynamic retention and no mlp_keep_ratios')
+        if skip_mixer and score_on != 'input':
+            raise ValueError(
+                "pruning.skip_mixer=True lets stopped tokens skip the mixer, "
+                "so they must be chosen before it: use score_on='input'")
+        if skip_mixer and reduction == 'merge':
+            raise ValueError("pruning.skip_mixer does not apply to "
+                             "reduction='merge'")
+        self.skip_mixer = skip_mixer
+        self.conv_block_names = list(conv_block_names)
+        self.conv_keep_ratios = None
+        if conv_keep_ratios is not None:
+            if not self.conv_block_names:
+                raise ValueError(
+                    'pruning.conv_keep_ratios is set, but this backbone has '
+                    'no convolutional blocks that can stop tokens; remove it')
+            if self.dynamic:
+                raise ValueError('pruning.dynamic applies to the transformer '
+                                 'blocks only; leave conv_keep_ratios unset')
+            self.conv_keep_ratios = expand_keep_ratios(
+                conv_keep_ratios, list(conv_blocks_per_stage),
+                'pruning.conv_keep_ratios')
         self.reduction = reduction
         self.mode = mode
         self.temporal_selection = temporal_selection
@@ -282,15 +330,24 @@ class TokenPruner(nn.Module):
     def _needs_scores(self, keep: float, mlp_keep: float) -> bool:
         return bool(self.dynamic) or keep < 1.0 or mlp_keep < 1.0
 
-    def _run_tokens(self, block: nn.Module, tokens: torch.Tensor,
+    def _run_tokens(self,
+                    block: nn.Module,
+                    tokens: torch.Tensor,
                     selection: Selection,
-                    mlp_selection: Optional[Selection]) -> torch.Tensor:
-        """Attention (+ MLP) on the selected tokens of ``[R, C, N]``."""
+                    mlp_selection: Optional[Selection],
+                    mixed: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Attention (+ MLP) on the selected tokens of ``[R, C, N]``.
+
+        ``mixed``: ``[R, C, K]`` selected tokens after the mixer when only
+        they ran it (``skip_mixer``; ``tokens`` is then the block input).
+        """
+        kept = gather_tokens(tokens, selection) if mixed is None else mixed
         context = context_mask = None
         if self.attention_context == 'all':
-            context, context_mask = tokens, selection.valid
+            context = tokens if mixed is None else scatter_tokens(
+                tokens, mixed, selection)
+            context_mask = selection.valid
         filler = selection.slot_mask if selection.has_fillers else None
-        kept = gather_tokens(tokens, selection)
         if mlp_selection is None:
             kept = block.transform_tokens(kept, filler, context, context_mask)
             return self.restorer(tokens, kept, selection)
@@ -319,32 +376,45 @@ class TokenPruner(nn.Module):
             kept=selection.kept_map().view(rows, height, width), **record))
         return out.view(rows, channels, height, width)
 
-    def forward(self, block: nn.Module, x: torch.Tensor, block_index: int,
-                stage_index: int, valid: torch.Tensor,
-                active: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Run one transformer block with early stopping.
+    def forward(self,
+                block: nn.Module,
+                x: torch.Tensor,
+                block_index: int,
+                stage_index: int,
+                valid: torch.Tensor,
+                active: torch.Tensor,
+                conv: bool = False) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Run one block with early stopping.
 
         Args:
-            block (SpikeTransformerBlock): the block (``mix``,
-                ``attention_residual``, ``mlp_residual``).
+            block (nn.Module): a transformer block (``mix``, ``mix_at``,
+                ``attention_residual``, ``mlp_residual``) or, with ``conv``,
+                a convolutional block (``mix``, ``transform_at``).
             x (Tensor): ``[R, C, H, W]`` block input, ``R = T * B``.
-            block_index (int): Index among the pruned blocks.
+            block_index (int): Index among the pruned transformer blocks
+                (among the conv blocks with ``conv``).
             stage_index (int): Stage of the block.
             valid (Tensor): ``[R, N]`` bool, tokens inside the image.
             active (Tensor): ``[R, N]`` bool, tokens not stopped earlier in
                 the stage (all True in ``per_block`` mode).
+            conv (bool): ``block`` is a convolutional block, run with
+                ``conv_keep_ratios``.
 
         Returns:
             tuple[Tensor, Tensor]: the full ``[R, C, H, W]`` output and the
             updated ``active`` map.
         """
-        keep = self.keep_ratios[block_index]
-        mlp_keep = keep if self.mlp_keep_ratios is None else \
-            self.mlp_keep_ratios[block_index]
+        if conv:
+            keep = mlp_keep = self.conv_keep_ratios[block_index]
+            name = self.conv_block_names[block_index]
+        else:
+            keep = self.keep_ratios[block_index]
+            mlp_keep = keep if self.mlp_keep_ratios is None else \
+                self.mlp_keep_ratios[block_index]
+            name = self.block_names[block_index]
         rows, channels, height, width = x.shape
-        record = dict(block_name=self.block_names[block_index],
-                      stage_index=stage_index, keep_ratio=keep,
-                      valid=valid.view(rows, height, width))
+        record = dict(block_name=name, stage_index=stage_index,
+                      keep_ratio=keep, valid=valid.view(rows, height, width))
         if not self._needs_scores(keep, mlp_keep) and \
                 bool((active & valid).all()):
             # no padding and nothing stopped: the dense block, bit for bit
@@ -352,18 +422,32 @@ class TokenPruner(nn.Module):
             self._record(TokenRecord(
                 kept=active.view(rows, height, width), **record))
             return block(x), active
-        if self.reduction == 'merge':
+        if self.reduction == 'merge' and not conv:
             return self._merge_block(block, x, keep, valid, record), active
         scores = None
         if self._needs_scores(keep, mlp_keep) and self.score_on == 'input':
             scores = self._scores(x, valid)
-        x = block.mix(x)
-        if self._needs_scores(keep, mlp_keep) and self.score_on == 'mixed':
-            scores = self._scores(x, valid)
-        selection = self._select(scores, keep, valid, active, (height, width))
-        mlp_selection = None if mlp_keep == keep else self._select(
-            scores, mlp_keep, valid, active, (height, width))
-        out = self._run_tokens(block, x.flatten(2), selection, mlp_selection)
+        mixed = None
+        if self.skip_mixer and not conv:
+            selection = self._select(scores, keep, valid, active,
+                                     (height, width))
+            mixed = block.mix_at(x, selection)
+        else:
+            x = block.mix(x)
+            if self._needs_scores(keep, mlp_keep) and \
+                    self.score_on == 'mixed':
+                scores = self._scores(x, valid)
+            selection = self._select(scores, keep, valid, active,
+                                     (height, width))
+        if conv:
+            out = self.restorer(x.flatten(2), block.transform_at(x, selection),
+                                selection)
+            mlp_selection = None
+        else:
+            mlp_selection = None if mlp_keep == keep else self._select(
+                scores, mlp_keep, valid, active, (height, width))
+            out = self._run_tokens(block, x.flatten(2), selection,
+                                   mlp_selection, mixed)
         kept_map = selection.kept_map()
         self._record(TokenRecord(
             kept=kept_map.view(rows, height, width),

@@ -30,7 +30,8 @@ class TokenRecord:
 
     Attributes:
         block_name (str): e.g. ``'stages.2.blocks.0'``.
-        stage_index (int): Stage of the block (0-based, as ``out_indices``).
+        stage_index (int): Stage of the block (0-based, as ``out_indices``;
+            -1 for a stem).
         keep_ratio (float): Configured retention ratio of the block.
         kept (Tensor): ``[R, H, W]`` bool, True where attention ran (and the
             MLP, unless ``mlp_kept`` says otherwise). ``R = T * B`` rows
@@ -90,25 +91,55 @@ class Selection:
         return index_to_mask(self.index, self.valid.shape[1])
 
 
+def channels_innermost(tokens: torch.Tensor) -> bool:
+    """Whether ``[R, C, N]`` tokens are stored token-major (``[R, N, C]``
+    in memory, as a flattened channels-last map is)."""
+    return tokens.shape[1] > 1 and tokens.transpose(1, 2).is_contiguous()
+
+
+def _flat_rows(index: torch.Tensor, num_tokens: int) -> torch.Tensor:
+    """``[R, K]`` positions -> rows of the ``[R * N, C]`` token-major
+    storage (fillers, ``>= N``, to the scratch row ``R * N``)."""
+    offsets = torch.arange(index.shape[0], device=index.device) * num_tokens
+    rows = index + offsets[:, None]
+    return torch.where(index < num_tokens, rows,
+                       torch.full_like(rows, index.shape[0] * num_tokens))
+
+
 def scatter_tokens(tokens: torch.Tensor, kept: torch.Tensor,
                    selection: Selection) -> torch.Tensor:
     """Write ``kept: [R, C, K]`` into a copy of ``tokens: [R, C, N]`` at the
-    selected positions; filler slots write nowhere."""
+    selected positions; filler slots write nowhere. Token-major tokens stay
+    token-major (whole rows are copied)."""
+    rows, channels, num_tokens = tokens.shape
+    if channels_innermost(tokens):
+        storage = F.pad(tokens.transpose(1, 2).reshape(-1, channels),
+                        (0, 0, 0, 1))  # + a scratch row for fillers
+        storage = storage.index_copy(
+            0, _flat_rows(selection.index, num_tokens).flatten(),
+            kept.transpose(1, 2).reshape(-1, channels))
+        return storage[:-1].view(rows, num_tokens, channels).transpose(1, 2)
     expanded = selection.index.unsqueeze(1).expand_as(kept)
     if not selection.has_fillers:
         return tokens.scatter(2, expanded, kept)
     # filler slots write into a scratch column that is dropped again
     padded = F.pad(tokens, (0, 1)).scatter(2, expanded, kept)
-    return padded[..., :tokens.shape[2]]
+    return padded[..., :num_tokens]
 
 
 def gather_tokens(tokens: torch.Tensor,
                   selection: Selection) -> torch.Tensor:
     """``tokens: [R, C, N]`` -> the selected ``[R, C, K]`` (fillers hold
-    the last token, and are masked wherever it matters)."""
-    index = selection.index.clamp(max=tokens.shape[2] - 1)
-    return tokens.gather(2, index.unsqueeze(1).expand(-1, tokens.shape[1],
-                                                      -1))
+    the last token, and are masked wherever it matters). Token-major tokens
+    give token-major ``[R, C, K]``."""
+    rows, channels, num_tokens = tokens.shape
+    index = selection.index.clamp(max=num_tokens - 1)
+    if channels_innermost(tokens):
+        flat = tokens.transpose(1, 2).reshape(-1, channels)
+        offsets = torch.arange(rows, device=index.device) * num_tokens
+        picked = flat.index_select(0, (index + offsets[:, None]).flatten())
+        return picked.view(rows, -1, channels).transpose(1, 2)
+    return tokens.gather(2, index.unsqueeze(1).expand(-1, channels, -1))
 
 
 class TokenRestorer(nn.Module):

@@ -3,26 +3,11 @@ restorers, dynamic per-image retention."""
 import pytest
 import torch
 
-from active_network import activate
+from active_network import TINY_SDTV3 as TINY
+from active_network import active_pair, activate, max_difference
 from mmtpspike.models import SDTV3
 from mmtpspike.models.pruning import (NeighbourUpdateRestorer, Selection,
                                       ZeroRestorer, mass_counts)
-
-TINY = dict(arch='t', depths=(1, 1, 2, 2))
-
-
-def active_pair(**pruning):
-    """An activated dense SDTV3, a pruned copy and the input."""
-    torch.manual_seed(0)
-    x = torch.randn(2, 3, 96, 64)
-    dense = activate(SDTV3(**TINY), x)
-    pruned = SDTV3(**TINY, pruning=pruning).eval()
-    pruned.load_state_dict(dense.state_dict())
-    return dense, pruned, x
-
-
-def max_difference(outs_a, outs_b) -> float:
-    return max(float((a - b).abs().max()) for a, b in zip(outs_a, outs_b))
 
 
 # -- K/V context -------------------------------------------------------------
