@@ -76,6 +76,20 @@ def test_onnx_check_catches_a_different_keep_ratio(active_model, exported,
     assert max_abs_diff(run(image), eager(mutated, image)) > 1e-2
 
 
+def test_onnx_of_every_speed_option_equals_eager(image, tmp_path):
+    """skip_mixer and conv-stage stopping (gathered / scattered 3x3 convs,
+    repeated scatter targets added by ScatterElements) export too."""
+    torch.manual_seed(0)
+    model = activate(SDTV3(arch='t', init_cfg=None, pruning=dict(
+        keep_ratios=0.5, skip_mixer=True, conv_keep_ratios=0.5)), image)
+    model.fuse()
+    image = image.contiguous(memory_format=torch.channels_last)
+    path = str(tmp_path / 'fast.onnx')
+    export_onnx(model, (image, ), path)
+    run = onnx_runner(onnx_session(path, threads=1))
+    assert max_abs_diff(run(image), eager(model, image)) < TOLERANCE
+
+
 class SelectTokens(torch.nn.Module):
     """``select_tokens`` at a fixed count, as the pruner runs it."""
 

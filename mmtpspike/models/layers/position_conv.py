@@ -156,8 +156,11 @@ class PositionConv2d(nn.Conv2d):
         targets = positions[..., None] - kernel_offsets(
             self.kernel_size[0], width + 2 * pad, tokens.device)
         plane = (height + 2 * pad) * (width + 2 * pad)
-        out = partial.new_zeros(rows * plane, self.out_channels).index_add(
-            0, targets.flatten(), partial.view(-1, self.out_channels))
+        # scatter_add (not index_add): ONNX ScatterElements adds repeated
+        # targets with reduction='add'
+        targets = targets.flatten()[:, None].expand(-1, self.out_channels)
+        out = partial.new_zeros(rows * plane, self.out_channels).scatter_add(
+            0, targets, partial.view(-1, self.out_channels))
         out = out.index_select(0, positions.flatten())
         if self.bias is not None:
             out = out + self.bias
