@@ -1,4 +1,4 @@
-"""The fast configs: every speed option that pays off at keep 0.56, on the
+"""The fast configs: the speed options that pay off at keep 0.56, on the
 SDT-V3-L recipe; their demo variants train and test on the mini sets."""
 import os
 
@@ -30,19 +30,19 @@ def build(cfg: Config, scope: str):
 
 
 @pytest.mark.parametrize('scope', sorted(FAST))
-def test_fast_config_is_the_l_recipe_with_every_speed_option(scope):
+def test_fast_config_is_the_l_recipe_with_the_mixer_skipped(scope):
     fast_name, plain_name = FAST[scope]
     fast, plain = config(fast_name), config(plain_name)
     pruning = dict(fast.model.backbone.pruning)
     assert pruning.pop('skip_mixer') is True
-    assert pruning.pop('conv_keep_ratios') == [1.0, 0.56, 0.56]
+    assert 'conv_keep_ratios' not in pruning  # no faster on CPU, see docs
     assert pruning['keep_ratios'] == 0.56
     fast.model.backbone.pop('pruning')
     plain.model.backbone.pop('pruning')
     assert fast.model == plain.model  # SDT-V3-L, same heads
     assert fast.optim_wrapper == plain.optim_wrapper
     backbone = build(config(fast_name), scope).backbone
-    assert backbone.pruner.conv_keep_ratios == [1.0, 0.56, 0.56, 0.56]
+    assert backbone.pruner.conv_keep_ratios is None
     assert backbone.pruner.skip_mixer
 
 
@@ -59,14 +59,12 @@ def short_run(cfg: Config, work_dir) -> dict:
     runner.train()
     assert os.path.isfile(os.path.join(work_dir, 'iter_2.pth'))
     metrics = runner.test()
-    records = {r.block_name: r for r in runner.model.backbone.token_records}
-    # conv stages 1-2 and the transformer blocks stop 44 % of the valid
-    # tokens; the stem runs densely
-    for name in ('stages.0.blocks.0', 'stages.1.blocks.1',
-                 'stages.2.blocks.0', 'stages.3.blocks.1'):
-        assert records[name].realised_keep_ratio == pytest.approx(
-            0.56, abs=0.03), name
-    assert records['stem.blocks.0'].realised_keep_ratio == 1.0
+    records = runner.model.backbone.token_records
+    assert [r.block_name for r in records] == [
+        f'stages.{stage}.blocks.{block}'
+        for stage, depth in ((2, 6), (3, 2)) for block in range(depth)]
+    for record in records:
+        assert record.realised_keep_ratio == pytest.approx(0.56, abs=0.03)
     return metrics
 
 

@@ -57,7 +57,7 @@ VARIANTS = {
     # the speed options ('keep' stands for the row's keep ratio)
     'IRToP, mixer skipped too': dict(skip_mixer=True),
     'IRToP + conv stages': dict(conv_keep_ratios='keep'),
-    'fast (every speed option)': dict(
+    'every speed option': dict(
         skip_mixer=True, conv_keep_ratios=[1.0, 'keep', 'keep']),
 }
 

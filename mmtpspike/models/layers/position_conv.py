@@ -61,6 +61,17 @@ def kernel_offsets(kernel_size: int, padded_width: int,
     return (taps[:, None] * padded_width + taps[None, :]).flatten()
 
 
+def rows_linear(rows: torch.Tensor, weight: torch.Tensor,
+                bias: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """``rows @ weight.T + bias`` for ``rows: [M, C_in]``, ``weight:
+    [C_out, C_in]``, run as a 1x1 conv on a channels-last view: on CPU the
+    oneDNN conv kernels reach a higher rate than ``torch.mm`` on these
+    tall-skinny products (measured 1.1-1.6x). Returns ``[M, C_out]``."""
+    image = rows.view(1, rows.shape[0], 1, rows.shape[1]).permute(0, 3, 1, 2)
+    out = F.conv2d(image, weight[:, :, None, None], bias)
+    return out.permute(0, 2, 3, 1).reshape(rows.shape[0], weight.shape[0])
+
+
 class PositionConv2d(nn.Conv2d):
     """A stride-1 ``'same'`` conv that can run at chosen positions only.
 
@@ -135,9 +146,7 @@ class PositionConv2d(nn.Conv2d):
             -1, taps.shape[-1] * channels)
         weight = self.weight.permute(0, 2, 3, 1).reshape(
             self.out_channels, -1)
-        out = patches @ weight.t()
-        if self.bias is not None:
-            out = out + self.bias
+        out = rows_linear(patches, weight, self.bias)
         return out.view(rows, -1, self.out_channels).transpose(1, 2)
 
     def _from_positions(self, tokens: torch.Tensor, index: torch.Tensor,
@@ -150,8 +159,9 @@ class PositionConv2d(nn.Conv2d):
         if slot_mask is not None:
             tokens = tokens * slot_mask[:, None].to(tokens.dtype)
         # partial[j, t] = weight_t @ x_j reaches the output at row_j - off_t
-        weight = self.weight.permute(1, 2, 3, 0).reshape(channels, -1)
-        partial = tokens.transpose(1, 2).reshape(-1, channels) @ weight
+        weight = self.weight.permute(2, 3, 0, 1).reshape(-1, channels)
+        partial = rows_linear(tokens.transpose(1, 2).reshape(-1, channels),
+                              weight)
         positions = padded_rows(index, height, width, pad)
         targets = positions[..., None] - kernel_offsets(
             self.kernel_size[0], width + 2 * pad, tokens.device)
