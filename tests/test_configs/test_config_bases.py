@@ -31,7 +31,9 @@ def test_backbone_and_pruning_come_from_the_bases(path):
         if backbone.get(key) != shared.sdtv3_l.get(key)
     }
     assert differing <= VARIANT_KEYS
-    if os.path.basename(path).startswith('sdtv3_tp_'):
+    if os.path.basename(path).startswith('sdtv3_tp_fast_'):
+        assert pruning == base('pruning', 'tp_fast_56.py').pruning
+    elif os.path.basename(path).startswith('sdtv3_tp_'):
         task = os.path.basename(os.path.dirname(path))
         assert pruning == base('pruning', PRUNING_BASE[task]).pruning
     else:
@@ -44,3 +46,9 @@ def test_pruning_bases_differ_only_in_keep_ratio():
     assert tp_78.pop('keep_ratios') == 0.78
     assert tp_56.pop('keep_ratios') == 0.56
     assert tp_78 == tp_56
+
+
+def test_fast_pruning_base_is_tp_56_with_the_mixer_skipped():
+    fast = base('pruning', 'tp_fast_56.py').pruning.to_dict()
+    assert fast.pop('skip_mixer') is True
+    assert fast == base('pruning', 'tp_56.py').pruning.to_dict()
