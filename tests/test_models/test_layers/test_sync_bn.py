@@ -2,6 +2,7 @@
 their concatenated batch (outputs, input / weight gradients, running
 statistics)."""
 import multiprocessing
+import os
 
 import pytest
 import torch
@@ -38,6 +39,10 @@ def rank_worker(rank, init_file, inputs, grads, results) -> None:
                                          norm.running_mean, norm.running_var)))
     finally:
         dist.destroy_process_group()
+    # leave without the interpreter's exit handlers: a child forked from a
+    # long, multi-threaded pytest process can hang in them (seen once on
+    # torch 2.1 under load, after sending its results)
+    os._exit(0)
 
 
 def run_two_ranks(tmp_path, inputs, grads):
