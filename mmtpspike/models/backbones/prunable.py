@@ -274,16 +274,15 @@ class PrunableBackbone(BaseModule):
                   state: ForwardState) -> torch.Tensor:
         """Run a prunable block list on ``[T * B, C, H, W]``, with token
         early stopping when a runner is active."""
-        conv = any(other.name == stage.name
-                   for other in self.conv_prunable_stages())
+        conv_stages = self.conv_prunable_stages()
+        conv = any(other.name == stage.name for other in conv_stages)
         if state.runner is None or (
                 conv and state.runner.conv_keep_ratios is None):
             for block in stage.blocks:
                 x = block(x)
             return x
         first_block = 0
-        for other in (self.conv_prunable_stages()
-                      if conv else self.prunable_stages()):
+        for other in conv_stages if conv else self.prunable_stages():
             if other.name == stage.name:
                 break
             first_block += len(other.blocks)

@@ -408,5 +408,5 @@ class SpikeTransformerBlock(TokenBlock):
     def mix_at(self, x: torch.Tensor, selection: Selection) -> torch.Tensor:
         """SepConv residual of the selected tokens only: ``[R, C, H, W]``
         -> ``[R, C, K]`` (see :meth:`SepConv.forward_at`)."""
-        return gather_tokens(x.flatten(2), selection) + self.drop_path(
+        return super().mix_at(x, selection) + self.drop_path(
             self.sep_conv.forward_at(x, selection))

@@ -427,18 +427,14 @@ class TokenPruner(nn.Module):
         scores = None
         if self._needs_scores(keep, mlp_keep) and self.score_on == 'input':
             scores = self._scores(x, valid)
-        mixed = None
-        if self.skip_mixer and not conv:
-            selection = self._select(scores, keep, valid, active,
-                                     (height, width))
-            mixed = block.mix_at(x, selection)
-        else:
+        sparse_mixer = self.skip_mixer and not conv
+        if not sparse_mixer:
             x = block.mix(x)
             if self._needs_scores(keep, mlp_keep) and \
                     self.score_on == 'mixed':
                 scores = self._scores(x, valid)
-            selection = self._select(scores, keep, valid, active,
-                                     (height, width))
+        selection = self._select(scores, keep, valid, active, (height, width))
+        mixed = block.mix_at(x, selection) if sparse_mixer else None
         if conv:
             out = self.restorer(x.flatten(2), block.transform_at(x, selection),
                                 selection)

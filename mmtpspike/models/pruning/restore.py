@@ -136,8 +136,7 @@ def gather_tokens(tokens: torch.Tensor,
     index = selection.index.clamp(max=num_tokens - 1)
     if channels_innermost(tokens):
         flat = tokens.transpose(1, 2).reshape(-1, channels)
-        offsets = torch.arange(rows, device=index.device) * num_tokens
-        picked = flat.index_select(0, (index + offsets[:, None]).flatten())
+        picked = flat.index_select(0, _flat_rows(index, num_tokens).flatten())
         return picked.view(rows, -1, channels).transpose(1, 2)
     return tokens.gather(2, index.unsqueeze(1).expand(-1, channels, -1))
 
