@@ -124,17 +124,30 @@ else
 fi
 WHEEL_DIR="$CACHE/wheels/$TORCH_TAG-$CUDA_TAG"
 
-step "installing mmcv $MMCV_VERSION with compiled ops ($CUDA_TAG)"
-if ! "$VENV/bin/python" - "$MMCV_VERSION" "$MMCV_CUDA" "$TORCH_CUDA" <<'EOF' 2>/dev/null
+# Is the installed mmcv the wanted version, with CUDA ops of torch's CUDA
+# major version (MMCV_CUDA=1) or CPU ops only? Explains itself on stderr.
+mmcv_as_wanted() {
+  "$VENV/bin/python" - "$MMCV_VERSION" "$MMCV_CUDA" "$TORCH_CUDA" <<'EOF'
 import sys
-import mmcv
-from mmcv.ops import get_compiling_cuda_version
+try:
+    import mmcv
+    from mmcv.ops import get_compiling_cuda_version
+except ImportError as err:
+    sys.exit(f'mmcv with compiled ops is not importable: {err}')
 version, cuda, torch_cuda = sys.argv[1:]
 built = get_compiling_cuda_version()
-assert mmcv.__version__ == version
-assert built == (torch_cuda if cuda == '1' else 'not available'), built
+if mmcv.__version__ != version:
+    sys.exit(f'mmcv {mmcv.__version__} is installed, {version} is wanted')
+has = 'CPU ops only' if built == 'not available' else f'CUDA {built} ops'
+if cuda == '1' and built.split('.')[0] != torch_cuda.split('.')[0]:
+    sys.exit(f'mmcv has {has}; CUDA {torch_cuda} ops are wanted')
+if cuda == '0' and built != 'not available':
+    sys.exit(f'mmcv has {has}; CPU ops only are wanted')
 EOF
-then
+}
+
+step "installing mmcv $MMCV_VERSION with compiled ops ($CUDA_TAG)"
+if ! mmcv_as_wanted 2>/dev/null; then
   mkdir -p "$WHEEL_DIR"
   WHEEL="$(ls "$WHEEL_DIR"/mmcv-"$MMCV_VERSION"-*.whl 2>/dev/null | head -n1 || true)"
   if [[ -z "$WHEEL" ]]; then
@@ -171,7 +184,10 @@ then
       BUILD_ENV+=("CC=$CXX20" "CXX=$CXX20")
     fi
     BUILD_DIR="$(mktemp -d)"
-    env "${BUILD_ENV[@]}" "${PIP[@]}" wheel -q --no-deps \
+    # --no-cache-dir: pip's own wheel cache keys a built wheel on the sdist
+    # alone and would hand back a build with other ops (a CPU build for a
+    # CUDA one); the cache above, keyed on torch and CUDA, replaces it.
+    env "${BUILD_ENV[@]}" "${PIP[@]}" wheel -q --no-deps --no-cache-dir \
       --no-build-isolation --no-binary mmcv "mmcv==$MMCV_VERSION" -w "$BUILD_DIR"
     WHEEL="$(ls "$BUILD_DIR"/mmcv-"$MMCV_VERSION"-*.whl | head -n1)"
     mv "$WHEEL" "$WHEEL_DIR/"
@@ -181,6 +197,8 @@ then
     log "reusing cached wheel $WHEEL"
   fi
   "${PIP[@]}" install -q --no-deps --force-reinstall "$WHEEL"
+  mmcv_as_wanted || { log "the mmcv wheel $WHEEL does not have the wanted" \
+    "ops; delete it and run this script again to rebuild it"; false; }
 fi
 
 step "installing mmengine, mmdet, mmsegmentation and the rest of the stack"

@@ -49,15 +49,18 @@ def test_cuda_request():
 
 
 def test_pypi_toolkit_matches_torch_cuda():
-    assert cbe.pypi_toolkit('12.1') == [
-        'nvidia-cuda-nvcc-cu12==12.1.*', 'nvidia-cuda-cccl-cu12==12.1.*'
-    ]
     assert cbe.pypi_toolkit('13.0') == [
         'nvidia-cuda-nvcc==13.0.*', 'nvidia-cuda-cccl==13.0.*',
         'nvidia-cuda-crt==13.0.*', 'nvidia-nvvm==13.0.*'
     ]
-    with pytest.raises(cbe.BuildEnvError, match='CUDA 11.8'):
-        cbe.pypi_toolkit('11.8')
+
+
+@pytest.mark.parametrize('torch_cuda', ['12.1', '11.8'])
+def test_pypi_has_no_nvcc_before_cuda_13(torch_cuda):
+    with pytest.raises(cbe.BuildEnvError) as err:
+        cbe.pypi_toolkit(torch_cuda)
+    assert f'CUDA {torch_cuda} toolkit' in str(err.value)
+    assert 'CUDA_HOME' in str(err.value)
 
 
 def fake_toolkit(root, version: str, bin_dir='bin', include_dir='include'):
@@ -72,16 +75,32 @@ def fake_toolkit(root, version: str, bin_dir='bin', include_dir='include'):
     return root
 
 
-def test_find_toolkit_takes_the_matching_version(tmp_path):
+def test_find_toolkit_sorts_toolkits_by_version(tmp_path):
     other = fake_toolkit(tmp_path / 'cuda-13.0', '13.0')
     match = fake_toolkit(tmp_path / 'cuda-12.1', '12.1')
+    newer = fake_toolkit(tmp_path / 'cuda-12.4', '12.4')
     no_headers = tmp_path / 'bare'
     fake_toolkit(no_headers, '12.1')
     os.remove(no_headers / 'include' / 'cuda_runtime.h')
-    found, notes = cbe.find_toolkit('12.1', [other, no_headers, match])
-    assert found == match
+    exact, same_major, notes = cbe.find_toolkit(
+        '12.1', [other, no_headers, newer, match])
+    assert (exact, same_major) == (match, newer)
     assert notes == [f'{other} has CUDA 13.0, torch needs 12.1: not used']
-    assert cbe.find_toolkit('12.4', [other, match])[0] is None
+    assert cbe.find_toolkit('11.8', [other, match])[:2] == (None, None)
+
+
+def test_choose_nvcc_prefers_exact_then_pypi_then_same_major(tmp_path):
+    exact_13 = fake_toolkit(tmp_path / 'cuda-13.0', '13.0')
+    newer_13 = fake_toolkit(tmp_path / 'cuda-13.1', '13.1')
+    newer_12 = fake_toolkit(tmp_path / 'cuda-12.4', '12.4')
+    assert cbe.choose_nvcc('13.0', [newer_13, exact_13])[:2] == (exact_13, [])
+    toolkit, packages, _ = cbe.choose_nvcc('13.0', [newer_13])
+    assert toolkit is None and packages == cbe.pypi_toolkit('13.0')
+    toolkit, packages, notes = cbe.choose_nvcc('12.1', [newer_12, newer_13])
+    assert (toolkit, packages) == (newer_12, [])
+    assert any('12.4' in note and 'same major' in note for note in notes)
+    with pytest.raises(cbe.BuildEnvError, match='PyPI has no nvcc'):
+        cbe.choose_nvcc('12.1', [newer_13])
 
 
 def test_assemble_cuda_home_from_nvidia_packages(tmp_path):

@@ -23,8 +23,9 @@ Policy (MMTPSPIKE_CUDA, or FORCE_CUDA as mmcv spells it, when that is unset):
 * ``1``: CUDA ops, also without a visible device (then TORCH_CUDA_ARCH_LIST
   must name the architectures); an error with a CPU-only torch.
 
-nvcc must match torch's CUDA ``major.minor``: a system toolkit of another
-version is reported and left alone.
+nvcc comes from a system toolkit of torch's CUDA ``major.minor``, else from
+PyPI (CUDA >= 13 only), else from a system toolkit of the same major version;
+toolkits of another major version are reported and left alone.
 """
 import argparse
 import os
@@ -133,32 +134,80 @@ def toolkit_candidates(environ: Dict[str, str], torch_cuda: str) -> List[Path]:
     return found
 
 
-def find_toolkit(torch_cuda: str,
-                 candidates: List[Path]) -> Tuple[Optional[Path], List[str]]:
-    """The first toolkit whose nvcc matches ``torch_cuda``, and notes."""
+def find_toolkit(
+    torch_cuda: str, candidates: List[Path]
+) -> Tuple[Optional[Path], Optional[Path], List[str]]:
+    """System toolkits usable for torch's CUDA ``major.minor``.
+
+    Returns:
+        tuple: ``(exact, same_major, notes)``: the first toolkit whose nvcc
+        is ``torch_cuda``, the first one of the same major version (torch's
+        extension builder accepts it with a warning), and why the others
+        are not used.
+    """
+    exact = same_major = None
     notes = []
     for root in candidates:
         version = nvcc_version(root)
+        if version is None:
+            continue
         if version == torch_cuda:
-            return root, notes
-        if version:
+            exact = exact or root
+        elif version.split('.')[0] == torch_cuda.split('.')[0]:
+            same_major = same_major or root
+        else:
             notes.append(f'{root} has CUDA {version}, torch needs '
                          f'{torch_cuda}: not used')
-    return None, notes
+    return exact, same_major, notes
+
+
+def choose_nvcc(torch_cuda: str,
+                candidates: List[Path]) -> Tuple[Optional[Path], List[str],
+                                                 List[str]]:
+    """Where nvcc comes from: ``(system toolkit, PyPI packages, notes)``.
+
+    Preference: a system toolkit of torch's exact CUDA version, then the
+    PyPI packages of that version (CUDA >= 13), then a system toolkit of the
+    same major version (CUDA 12 has no nvcc on PyPI).
+
+    Raises:
+        BuildEnvError: if none of them exists.
+    """
+    exact, same_major, notes = find_toolkit(torch_cuda, candidates)
+    if exact:
+        return exact, [], notes
+    try:
+        return None, pypi_toolkit(torch_cuda), notes
+    except BuildEnvError:
+        if same_major is None:
+            raise
+    notes.append(f'{same_major} has CUDA {nvcc_version(same_major)}, torch '
+                 f'was built with {torch_cuda}: used (same major version, '
+                 'which torch\'s extension builder accepts with a warning)')
+    return same_major, [], notes
 
 
 def pypi_toolkit(torch_cuda: str) -> List[str]:
-    """PyPI requirements that provide nvcc for CUDA ``major.minor``."""
+    """PyPI requirements that provide nvcc for CUDA ``major.minor``.
+
+    Only CUDA >= 13 has nvcc on PyPI (``nvidia-cuda-nvcc``); the CUDA 12
+    wheels (``nvidia-cuda-nvcc-cu12``, 12.0.76 to 12.9.86) hold ptxas and
+    libNVVM for JIT compilers, not nvcc.
+    """
     major, minor = torch_cuda.split('.')[:2]
-    if int(major) < 12:
+    if int(major) < 13:
         raise BuildEnvError(
-            f'no nvcc packages on PyPI for CUDA {torch_cuda}: install a CUDA '
-            f'{torch_cuda} toolkit and set CUDA_HOME')
-    suffix = f'-cu{major}' if major == '12' else ''
-    names = ['nvidia-cuda-nvcc', 'nvidia-cuda-cccl']
-    if int(major) >= 13:  # nvcc's front-end headers and cicc are split off
-        names += ['nvidia-cuda-crt', 'nvidia-nvvm']
-    return [f'{name}{suffix}=={major}.{minor}.*' for name in names]
+            f'torch was built with CUDA {torch_cuda} and no CUDA {major}.x '
+            f'toolkit was found (CUDA_HOME, CUDA_PATH, /usr/local/cuda*, '
+            f'nvcc on PATH); PyPI has no nvcc for CUDA {major}.x '
+            f'(nvidia-cuda-nvcc-cu{major} ships only ptxas). Install a CUDA '
+            f'{torch_cuda} toolkit (NVIDIA runfile or apt repository, or '
+            f'`conda install -c nvidia cuda-nvcc={torch_cuda}`) and set '
+            f'CUDA_HOME to it, or use the default profile (CUDA 13, whose '
+            f'nvcc comes from PyPI)')
+    names = ['nvidia-cuda-nvcc', 'nvidia-cuda-cccl', 'nvidia-cuda-crt',
+             'nvidia-nvvm']  # nvcc's front-end headers and cicc are split off
+    return [f'{name}=={major}.{minor}.*' for name in names]
 
 
 def device_archs() -> List[str]:
@@ -182,14 +231,12 @@ def cmd_decide() -> None:
                   TORCH_CUDA=torch.version.cuda or '', CUDA_ARCHS=archs or '',
                   CUDA_TOOLKIT='', CUDA_PIP='')
     if use_cuda:
-        toolkit, notes = find_toolkit(
+        toolkit, packages, notes = choose_nvcc(
             torch.version.cuda, toolkit_candidates(environ, torch.version.cuda))
         for note in notes:
             print(f'# {note}', file=sys.stderr)
-        if toolkit:
-            values['CUDA_TOOLKIT'] = str(toolkit)
-        else:
-            values['CUDA_PIP'] = ' '.join(pypi_toolkit(torch.version.cuda))
+        values['CUDA_TOOLKIT'] = str(toolkit) if toolkit else ''
+        values['CUDA_PIP'] = ' '.join(packages)
     for key, value in values.items():
         print(f'{key}={shlex.quote(value)}')
 
