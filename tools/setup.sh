@@ -83,14 +83,15 @@ print(f'[setup] torch {torch.__version__}, mmcv {mmcv.__version__} '
 EOF
 }
 
-# The CUDA decision is part of the stamp: a GPU appearing, or MMTPSPIKE_CUDA
+# The CUDA decision is part of the stamp (its errors are reported at the
+# decision step below): a GPU appearing, or MMTPSPIKE_CUDA
 # / TORCH_CUDA_ARCH_LIST changing, re-runs the set-up.
 cuda_decision() {
   "$VENV/bin/python" "$ROOT/tools/build/cuda_build_env.py" decide
 }
 
 if [[ -f "$STAMP_FILE" && -x "$VENV/bin/python" ]] \
-    && [[ "$(cat "$STAMP_FILE")" == "$(stamp_of)-$(cuda_decision | sha256sum | cut -c1-8)" ]]; then
+    && [[ "$(cat "$STAMP_FILE")" == "$(stamp_of)-$(cuda_decision 2>/dev/null | sha256sum | cut -c1-8)" ]]; then
   step "environment up to date, verifying"
   verify
   log "done (cached)"
@@ -152,7 +153,7 @@ if ! mmcv_as_wanted 2>/dev/null; then
   WHEEL="$(ls "$WHEEL_DIR"/mmcv-"$MMCV_VERSION"-*.whl 2>/dev/null | head -n1 || true)"
   if [[ -z "$WHEEL" ]]; then
     log "no cached mmcv wheel in $WHEEL_DIR: building from source" \
-        "(CPU ops: about 30 minutes on 2 cores; CUDA ops: much longer)"
+        "(on 2 cores about 30 minutes for CPU ops, 65 for CUDA ops)"
     "${PIP[@]}" install -q "$(pin opencv-python)" \
       addict packaging pyyaml yapf "$(pin mmengine)"
     BUILD_ENV=(MMCV_WITH_OPS=1 "FORCE_CUDA=$MMCV_CUDA"

@@ -99,8 +99,9 @@ def test_choose_nvcc_prefers_exact_then_pypi_then_same_major(tmp_path):
     toolkit, packages, notes = cbe.choose_nvcc('12.1', [newer_12, newer_13])
     assert (toolkit, packages) == (newer_12, [])
     assert any('12.4' in note and 'same major' in note for note in notes)
-    with pytest.raises(cbe.BuildEnvError, match='PyPI has no nvcc'):
+    with pytest.raises(cbe.BuildEnvError, match='PyPI has no nvcc') as err:
         cbe.choose_nvcc('12.1', [newer_13])
+    assert f'{newer_13} has CUDA 13.1, torch needs 12.1' in str(err.value)
 
 
 def test_assemble_cuda_home_from_nvidia_packages(tmp_path):

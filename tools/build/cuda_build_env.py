@@ -178,9 +178,9 @@ def choose_nvcc(torch_cuda: str,
         return exact, [], notes
     try:
         return None, pypi_toolkit(torch_cuda), notes
-    except BuildEnvError:
+    except BuildEnvError as err:
         if same_major is None:
-            raise
+            raise BuildEnvError('; '.join([str(err)] + notes)) from None
     notes.append(f'{same_major} has CUDA {nvcc_version(same_major)}, torch '
                  f'was built with {torch_cuda}: used (same major version, '
                  'which torch\'s extension builder accepts with a warning)')
