@@ -198,8 +198,6 @@ if ! mmcv_as_wanted 2>/dev/null; then
     log "reusing cached wheel $WHEEL"
   fi
   "${PIP[@]}" install -q --no-deps --force-reinstall "$WHEEL"
-  mmcv_as_wanted || { log "the mmcv wheel $WHEEL does not have the wanted" \
-    "ops; delete it and run this script again to rebuild it"; false; }
 fi
 
 step "installing mmengine, mmdet, mmsegmentation and the rest of the stack"
@@ -216,5 +214,7 @@ step "installing mmtpspike (editable)"
 
 step "verifying imports and compiled ops"
 verify
+mmcv_as_wanted || { log "the mmcv wheel from $WHEEL_DIR does not have the" \
+  "wanted ops; delete it and run this script again to rebuild it"; false; }
 echo "$(stamp_of)-$(printf '%s\n' "$DECISION" | sha256sum | cut -c1-8)" > "$STAMP_FILE"
 log "done: activate with 'source $VENV/bin/activate'"
