@@ -57,7 +57,9 @@ def test_tally_is_reduced_over_ranks(tmp_path):
         tally.add('keep', torch.tensor([1., 6.][rank]),
                   torch.tensor([4., 8.][rank]))
         print(f'rank{rank} keep={tally.reduce()["keep"]:.6f}', flush=True)
-        dist.destroy_process_group()
+        # no destroy_process_group(), as in tools/train.py: on torch 2.1
+        # the gloo group's destructor hangs now and then when both ranks
+        # destroy at once (1 run in 4 here)
     '''))
     with socket.socket() as sock:
         sock.bind(('127.0.0.1', 0))

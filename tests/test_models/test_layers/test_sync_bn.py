@@ -1,8 +1,10 @@
 """CPUSyncBN: two gloo processes compute what one batch norm computes on
 their concatenated batch (outputs, input / weight gradients, running
 statistics)."""
+import datetime
 import multiprocessing
 import os
+import traceback
 
 import pytest
 import torch
@@ -21,11 +23,15 @@ def init_affine(norm: nn.Module) -> None:
 
 
 def rank_worker(rank, init_file, inputs, grads, results) -> None:
-    """One rank: forward / backward its share, send back what it got."""
+    """One rank: forward / backward its share, send back what it got (or
+    the traceback of what went wrong, so the parent never waits forever)."""
     torch.set_num_threads(1)
-    dist.init_process_group('gloo', init_method=f'file://{init_file}',
-                            rank=rank, world_size=2)
     try:
+        # a short timeout: a rank whose peer failed reports instead of
+        # waiting half an hour in a collective
+        dist.init_process_group('gloo', init_method=f'file://{init_file}',
+                                rank=rank, world_size=2,
+                                timeout=datetime.timedelta(seconds=60))
         norm = CPUSyncBN(inputs[rank].shape[1])
         init_affine(norm)
         x = inputs[rank].clone().requires_grad_()
@@ -37,11 +43,12 @@ def rank_worker(rank, init_file, inputs, grads, results) -> None:
         results.put((rank, ) + tuple(
             t.detach().numpy() for t in (out, x.grad, param_grads,
                                          norm.running_mean, norm.running_var)))
-    finally:
-        dist.destroy_process_group()
-    # leave without the interpreter's exit handlers: a child forked from a
-    # long, multi-threaded pytest process can hang in them (seen once on
-    # torch 2.1 under load, after sending its results)
+    except BaseException:
+        results.put((rank, traceback.format_exc()))
+    # leave without destroy_process_group() or the interpreter's exit
+    # handlers: on torch 2.1 the gloo group's destructor hangs now and then
+    # when both ranks destroy at once, and a child forked from a long,
+    # multi-threaded pytest process can hang in the exit handlers
     os._exit(0)
 
 
@@ -57,6 +64,8 @@ def run_two_ranks(tmp_path, inputs, grads):
     for process in processes:
         process.start()
     received = sorted((results.get() for _ in processes), key=lambda r: r[0])
+    errors = [r[1] for r in received if isinstance(r[1], str)]
+    assert not errors, '\n'.join(errors)
     for process in processes:
         process.join(timeout=60)
         assert process.exitcode == 0
