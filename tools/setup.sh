@@ -89,9 +89,13 @@ EOF
 cuda_decision() {
   "$VENV/bin/python" "$ROOT/tools/build/cuda_build_env.py" decide
 }
+# the stamp of a set-up made with CUDA decision $1
+full_stamp() {
+  printf '%s-%s\n' "$(stamp_of)" "$(printf '%s\n' "$1" | sha256sum | cut -c1-8)"
+}
 
 if [[ -f "$STAMP_FILE" && -x "$VENV/bin/python" ]] \
-    && [[ "$(cat "$STAMP_FILE")" == "$(stamp_of)-$(cuda_decision 2>/dev/null | sha256sum | cut -c1-8)" ]]; then
+    && [[ "$(cat "$STAMP_FILE")" == "$(full_stamp "$(cuda_decision 2>/dev/null)")" ]]; then
   step "environment up to date, verifying"
   verify
   log "done (cached)"
@@ -216,5 +220,5 @@ step "verifying imports and compiled ops"
 verify
 mmcv_as_wanted || { log "the mmcv wheel from $WHEEL_DIR does not have the" \
   "wanted ops; delete it and run this script again to rebuild it"; false; }
-echo "$(stamp_of)-$(printf '%s\n' "$DECISION" | sha256sum | cut -c1-8)" > "$STAMP_FILE"
+full_stamp "$DECISION" > "$STAMP_FILE"
 log "done: activate with 'source $VENV/bin/activate'"
