@@ -16,7 +16,8 @@ import os.path as osp
 
 from mmtpspike.engine.hooks import (add_spiking_checkpoint_hook,
                                     sets_keep_ratios)
-from mmtpspike.utils.distributed import backend_in_options, setup_distributed
+from mmtpspike.utils.distributed import (backend_in_options, setup_distributed,
+                                         shutdown_distributed)
 from mmtpspike.utils.launch import (SetupError, build_runner, check_data_paths,
                                     check_image_loading, default_work_dir,
                                     friendly_errors, load_config,
@@ -104,6 +105,7 @@ def main():
     if args.out:
         add_result_dump(runner, cfg, args.out)
     runner.test()
+    shutdown_distributed()
 
 
 if __name__ == '__main__':

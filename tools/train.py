@@ -14,7 +14,8 @@ import torch
 
 from mmtpspike.engine.hooks import add_spiking_checkpoint_hook
 from mmtpspike.utils.checkpoint import safe_load_checkpoint
-from mmtpspike.utils.distributed import backend_in_options, setup_distributed
+from mmtpspike.utils.distributed import (backend_in_options, setup_distributed,
+                                         shutdown_distributed)
 from mmtpspike.utils.launch import (SetupError, build_runner, check_data_paths,
                                     check_image_loading, default_work_dir,
                                     friendly_errors, load_config,
@@ -110,6 +111,7 @@ def main():
     setup_distributed(cfg, backend_in_options(args.cfg_options))
     runner = build_runner(cfg)
     runner.train()
+    shutdown_distributed()
 
 
 if __name__ == '__main__':

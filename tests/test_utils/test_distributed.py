@@ -1,12 +1,15 @@
 """mmtpspike.utils.distributed: launcher environments, backend choice and
-the CPU adaptations of a config (no process group is started here; the
-tools run distributed in tests/test_tools/test_dist_tools.py)."""
+the CPU adaptations of a config and the end of a run (only a one-process
+group is started here; the tools run distributed in
+tests/test_tools/test_dist_tools.py)."""
 import pytest
+import torch.distributed as dist
 from mmengine.config import Config
 
 from mmtpspike.utils.config import SetupError
 from mmtpspike.utils.distributed import (backend_in_options, choose_backend,
-                                         cpu_config, process_env)
+                                         cpu_config, process_env,
+                                         shutdown_distributed)
 
 TORCHRUN = dict(RANK='1', WORLD_SIZE='4', LOCAL_RANK='1',
                 MASTER_ADDR='10.0.0.2', MASTER_PORT='29411')
@@ -102,3 +105,28 @@ def test_cpu_config_refuses_what_needs_cuda():
     with pytest.raises(SetupError, match='FullyShardedDataParallel'):
         cpu_config(Config(dict(model=dict(), model_wrapper_cfg=dict(
             type='MMFullyShardedDataParallel'))))
+
+
+def test_shutdown_without_group_does_nothing():
+    assert not dist.is_initialized()
+    shutdown_distributed()
+    assert not dist.is_initialized()
+
+
+def test_shutdown_meets_at_a_barrier_then_destroys(monkeypatch, tmp_path):
+    calls = []
+    for name in ('barrier', 'destroy_process_group'):
+        original = getattr(dist, name)
+        monkeypatch.setattr(
+            dist, name,
+            lambda *a, _name=name, _original=original, **k: (
+                calls.append(_name), _original(*a, **k))[1])
+    dist.init_process_group('gloo', init_method=f'file://{tmp_path}/store',
+                            rank=0, world_size=1)
+    try:
+        shutdown_distributed()
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+            calls.append('left running')
+    assert calls == ['barrier', 'destroy_process_group']

@@ -50,6 +50,7 @@ def test_tally_is_reduced_over_ranks(tmp_path):
         import torch
         import torch.distributed as dist
         from mmtpspike.engine.hooks.token_stats_hook import _DeviceTally
+        from mmtpspike.utils.distributed import shutdown_distributed
         dist.init_process_group('gloo')
         rank = dist.get_rank()
         tally = _DeviceTally()
@@ -57,9 +58,7 @@ def test_tally_is_reduced_over_ranks(tmp_path):
         tally.add('keep', torch.tensor([1., 6.][rank]),
                   torch.tensor([4., 8.][rank]))
         print(f'rank{rank} keep={tally.reduce()["keep"]:.6f}', flush=True)
-        # no destroy_process_group(), as in tools/train.py: on torch 2.1
-        # the gloo group's destructor hangs now and then when both ranks
-        # destroy at once (1 run in 4 here)
+        shutdown_distributed()  # as tools/train.py; see its docstring
     '''))
     with socket.socket() as sock:
         sock.bind(('127.0.0.1', 0))
