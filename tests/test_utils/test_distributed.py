@@ -115,12 +115,17 @@ def test_shutdown_without_group_does_nothing():
 
 def test_shutdown_meets_at_a_barrier_then_destroys(monkeypatch, tmp_path):
     calls = []
-    for name in ('barrier', 'destroy_process_group'):
+
+    def recorded(name):
         original = getattr(dist, name)
-        monkeypatch.setattr(
-            dist, name,
-            lambda *a, _name=name, _original=original, **k: (
-                calls.append(_name), _original(*a, **k))[1])
+
+        def call(*args, **kwargs):
+            calls.append(name)
+            return original(*args, **kwargs)
+        return call
+
+    for name in ('barrier', 'destroy_process_group'):
+        monkeypatch.setattr(dist, name, recorded(name))
     dist.init_process_group('gloo', init_method=f'file://{tmp_path}/store',
                             rank=0, world_size=1)
     try:
