@@ -1,3 +1,4 @@
+from .drop_path import ImageDropPath
 from .sdtv3_blocks import (Downsampling, SepConv, SpikeAttention,
                            SpikeConvBlock, SpikeMLP, SpikeTransformerBlock)
 from .spike_neurons import (BinarySpikeSynapse, MultiSpike, MultiStepLIF,
@@ -7,8 +8,9 @@ from .sync_bn import CPUSyncBN
 from .token_block import TokenBlock
 
 __all__ = [
-    'Downsampling', 'SepConv', 'SpikeAttention', 'SpikeConvBlock', 'SpikeMLP',
-    'SpikeTransformerBlock', 'BinarySpikeSynapse', 'MultiSpike',
-    'MultiStepLIF', 'SpikeNeuron', 'build_spike_neuron', 'spike_driven',
-    'unroll_spikes', 'CPUSyncBN', 'TokenBlock'
+    'ImageDropPath', 'Downsampling', 'SepConv', 'SpikeAttention',
+    'SpikeConvBlock', 'SpikeMLP', 'SpikeTransformerBlock',
+    'BinarySpikeSynapse', 'MultiSpike', 'MultiStepLIF', 'SpikeNeuron',
+    'build_spike_neuron', 'spike_driven', 'unroll_spikes', 'CPUSyncBN',
+    'TokenBlock'
 ]

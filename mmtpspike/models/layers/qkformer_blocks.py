@@ -348,7 +348,7 @@ class QKFormerBlock(TokenBlock):
                  drop_path: float = 0.,
                  num_timesteps: int = 1,
                  init_cfg: Optional[dict] = None) -> None:
-        super().__init__(drop_path, init_cfg)
+        super().__init__(drop_path, num_timesteps, init_cfg)
         if attention not in ATTENTIONS:
             raise ValueError(f'attention must be one of {sorted(ATTENTIONS)}, '
                              f'got {attention!r}')

@@ -293,7 +293,7 @@ class SpikeDrivenBlock(TokenBlock):
                  mlp_ratio: float = 4,
                  num_timesteps: int = 1,
                  init_cfg: Optional[dict] = None) -> None:
-        super().__init__(init_cfg=init_cfg)
+        super().__init__(num_timesteps=num_timesteps, init_cfg=init_cfg)
         self.attn = SpikeDrivenSelfAttention(channels, spike_cfg,
                                              kv_spike_cfg, norm_cfg,
                                              num_timesteps)

@@ -393,7 +393,7 @@ class SpikeTransformerBlock(TokenBlock):
                  attention_order: str = 'linear',
                  num_timesteps: int = 1,
                  init_cfg: Optional[dict] = None) -> None:
-        super().__init__(drop_path, init_cfg)
+        super().__init__(drop_path, num_timesteps, init_cfg)
         self.sep_conv = SepConv(channels, sep_kernel_size, spike_cfg,
                                 norm_cfg, num_timesteps=num_timesteps)
         self.attn = SpikeAttention(channels, spike_cfg, norm_cfg, num_heads,

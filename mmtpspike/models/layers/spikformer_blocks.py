@@ -302,7 +302,7 @@ class SpikformerBlock(TokenBlock):
                  drop_path: float = 0.,
                  num_timesteps: int = 1,
                  init_cfg: Optional[dict] = None) -> None:
-        super().__init__(drop_path, init_cfg)
+        super().__init__(drop_path, num_timesteps, init_cfg)
         self.attn = SpikingSelfAttention(channels, num_heads, spike_cfg,
                                          attn_spike_cfg, norm_cfg, attn_scale,
                                          num_timesteps)

@@ -3,10 +3,10 @@ from typing import Optional
 
 import torch
 import torch.nn as nn
-from mmcv.cnn.bricks import DropPath
 from mmengine.model import BaseModule
 
 from ..pruning.restore import Selection, gather_tokens
+from .drop_path import ImageDropPath
 
 
 class TokenBlock(BaseModule):
@@ -21,16 +21,20 @@ class TokenBlock(BaseModule):
     branch output without the residual.
 
     Args:
-        drop_path (float): Stochastic depth rate of both residuals.
+        drop_path (float): Stochastic depth rate of both residuals, one
+            decision per image for all its timesteps (see
+            :class:`ImageDropPath`). Default: 0.
+        num_timesteps (int): ``T``, the timestep rows per image. Default: 1.
         init_cfg (dict, optional): Initialisation config.
     """
 
     def __init__(self,
                  drop_path: float = 0.,
+                 num_timesteps: int = 1,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg)
-        self.drop_path = DropPath(drop_path) if drop_path > 0 else \
-            nn.Identity()
+        self.drop_path = ImageDropPath(drop_path, num_timesteps) \
+            if drop_path > 0 else nn.Identity()
 
     def mix(self, x: torch.Tensor) -> torch.Tensor:
         """Spatial part on the full map: ``[R, C, H, W]`` -> same (none
