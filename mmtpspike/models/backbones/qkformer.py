@@ -9,6 +9,7 @@ from mmengine.model import BaseModule
 from mmtpspike.registry import register_model
 from ..layers.qkformer_blocks import QKFormerBlock, SpikingPatchEmbed
 from .prunable import PrunableBackbone, PrunableStage
+from .qkformer_checkpoint import load_qkformer_checkpoint
 
 
 class QKFormerStage(BaseModule):
@@ -257,5 +258,4 @@ class QKFormer(PrunableBackbone):
     def load_pretrained(self, checkpoint: str,
                         prefix: Optional[str]) -> None:
         """Load public weights (keys converted, every change reported)."""
-        from .qkformer_checkpoint import load_qkformer_checkpoint
         load_qkformer_checkpoint(self, checkpoint, prefix=prefix)

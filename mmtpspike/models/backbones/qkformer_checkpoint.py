@@ -84,13 +84,19 @@ def convert_qkformer_keys(
     return converted, renamed, dropped
 
 
-def _width_hint(state_dict: Dict[str, torch.Tensor]) -> str:
-    """Guess the arch of a converted checkpoint from its stage widths."""
-    from .qkformer import QKFormer
+def _width_hint(state_dict: Dict[str, torch.Tensor],
+                arch_settings: Dict[str, dict]) -> str:
+    """Guess the arch of a converted checkpoint from its stage widths.
+
+    Args:
+        state_dict (dict): Converted tensors.
+        arch_settings (dict): The backbone's ``arch_settings`` (given by
+            the caller, so this module needs no backbone class).
+    """
     widths = [state_dict[f'stages.{i}.patch_embed.embed_conv.weight'].shape[0]
               for i in range(3)
               if f'stages.{i}.patch_embed.embed_conv.weight' in state_dict]
-    for arch, setting in QKFormer.arch_settings.items():
+    for arch, setting in arch_settings.items():
         if setting['embed_dims'] == widths:
             return f" (the checkpoint looks like arch='{arch}', {widths})"
     return f' (checkpoint stage widths {widths})' if widths else ''
@@ -123,6 +129,7 @@ def load_qkformer_checkpoint(model: nn.Module,
     checkpoint, source = read_checkpoint(checkpoint, 'QKFormer', logger)
     state, renamed, dropped = convert_qkformer_keys(
         extract_state_dict(checkpoint, prefix))
-    check_shapes(model, state, 'QKFormer', source, _width_hint(state))
+    hint = _width_hint(state, model.arch_settings)
+    check_shapes(model, state, 'QKFormer', source, hint)
     return load_converted(model, state, 'QKFormer', source,
                           dict(renamed=renamed, dropped=dropped), logger)

@@ -8,6 +8,7 @@ from mmtpspike.registry import register_model
 from ..layers.sdtv1_blocks import (SpikeDrivenBlock, SpikingPatchEmbed,
                                    with_threshold)
 from .prunable import PrunableBackbone, PrunableStage
+from .sdtv1_checkpoint import load_sdtv1_checkpoint
 
 
 @register_model
@@ -170,5 +171,4 @@ class SDTV1(PrunableBackbone):
     def load_pretrained(self, checkpoint: str,
                         prefix: Optional[str]) -> None:
         """Load public weights (keys converted, every change reported)."""
-        from .sdtv1_checkpoint import load_sdtv1_checkpoint
         load_sdtv1_checkpoint(self, checkpoint, prefix=prefix)

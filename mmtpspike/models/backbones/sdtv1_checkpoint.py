@@ -68,15 +68,21 @@ def convert_sdtv1_keys(
     return converted, renamed, dropped
 
 
-def _width_hint(state_dict: Dict[str, torch.Tensor]) -> str:
-    """Name the published arch a converted checkpoint looks like."""
-    from .sdtv1 import SDTV1
+def _width_hint(state_dict: Dict[str, torch.Tensor],
+                arch_settings: Dict[str, dict]) -> str:
+    """Name the published arch a converted checkpoint looks like.
+
+    Args:
+        state_dict (dict): Converted tensors.
+        arch_settings (dict): The backbone's ``arch_settings`` (given by
+            the caller, so this module needs no backbone class).
+    """
     rpe = state_dict.get('patch_embed.rpe_conv.weight')
     if rpe is None:
         return ''
     depth = len({key.split('.')[1] for key in state_dict
                  if key.startswith('blocks.')})
-    for arch, setting in SDTV1.arch_settings.items():
+    for arch, setting in arch_settings.items():
         if setting['embed_dims'] == rpe.shape[0]:
             return (f" (the checkpoint looks like arch='{arch}' with "
                     f'{depth} blocks)')
@@ -109,6 +115,7 @@ def load_sdtv1_checkpoint(model: nn.Module,
     checkpoint, source = read_checkpoint(checkpoint, 'SDT-V1', logger)
     state, renamed, dropped = convert_sdtv1_keys(
         extract_state_dict(checkpoint, prefix))
-    check_shapes(model, state, 'SDT-V1', source, _width_hint(state))
+    hint = _width_hint(state, model.arch_settings)
+    check_shapes(model, state, 'SDT-V1', source, hint)
     return load_converted(model, state, 'SDT-V1', source,
                           dict(renamed=renamed, dropped=dropped), logger)

@@ -10,6 +10,7 @@ from ..layers.fusion import fuse_conv_bn
 from ..layers.sdtv3_blocks import (Downsampling, SpikeConvBlock,
                                    SpikeTransformerBlock)
 from .prunable import PrunableBackbone, PrunableStage
+from .sdtv3_checkpoint import load_sdtv3_checkpoint
 
 
 class SDTV3Stage(BaseModule):
@@ -252,5 +253,4 @@ class SDTV3(PrunableBackbone):
     def load_pretrained(self, checkpoint: str,
                         prefix: Optional[str]) -> None:
         """Load official SDT-V3 weights (keys converted and reported)."""
-        from .sdtv3_checkpoint import load_sdtv3_checkpoint
         load_sdtv3_checkpoint(self, checkpoint, prefix=prefix)

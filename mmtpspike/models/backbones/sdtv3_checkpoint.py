@@ -71,13 +71,19 @@ def convert_official_keys(
     return converted, dropped
 
 
-def _width_hint(state_dict: Dict[str, torch.Tensor]) -> str:
-    """Guess the arch of a checkpoint from its stem width."""
-    from .sdtv3 import SDTV3
+def _width_hint(state_dict: Dict[str, torch.Tensor],
+                arch_settings: Dict[str, list]) -> str:
+    """Guess the arch of a checkpoint from its stem width.
+
+    Args:
+        state_dict (dict): Converted tensors.
+        arch_settings (dict): The backbone's ``arch_settings`` (given by
+            the caller, so this module needs no backbone class).
+    """
     stem = state_dict.get('stem.downsample.encode_conv.weight')
     if stem is None:
         return ''
-    for arch, dims in SDTV3.arch_settings.items():
+    for arch, dims in arch_settings.items():
         if dims[0] // 2 == stem.shape[0]:
             return f" (the checkpoint looks like arch='{arch}', {dims})"
     return f' (checkpoint stem width {stem.shape[0]})'
@@ -107,6 +113,7 @@ def load_sdtv3_checkpoint(model: nn.Module,
     checkpoint, source = read_checkpoint(checkpoint, 'SDT-V3', logger)
     state, dropped = convert_official_keys(
         extract_state_dict(checkpoint, prefix))
-    check_shapes(model, state, 'SDT-V3', source, _width_hint(state))
+    hint = _width_hint(state, model.arch_settings)
+    check_shapes(model, state, 'SDT-V3', source, hint)
     return load_converted(model, state, 'SDT-V3', source,
                           dict(dropped=dropped), logger)

@@ -9,6 +9,7 @@ from ..layers.spikformer_blocks import (DEFAULT_ATTN_SPIKE_CFG,
                                         DEFAULT_SPIKE_CFG, SpikformerBlock,
                                         SpikingPatchSplitting)
 from .prunable import PrunableBackbone, PrunableStage
+from .spikformer_checkpoint import load_spikformer_checkpoint
 
 
 @register_model
@@ -170,5 +171,4 @@ class Spikformer(PrunableBackbone):
     def load_pretrained(self, checkpoint: str,
                         prefix: Optional[str]) -> None:
         """Load public weights (keys converted, every change reported)."""
-        from .spikformer_checkpoint import load_spikformer_checkpoint
         load_spikformer_checkpoint(self, checkpoint, prefix=prefix)
