@@ -28,6 +28,7 @@ from mmengine.model import BaseModule
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..pruning import TokenPruner, valid_token_mask
+from .img_shapes import SHAPES_FIX, check_stage_stride
 
 PRUNING_KEYS = ('keep_ratios', 'scorer', 'mode', 'temporal_selection',
                 'restorer', 'score_on', 'attention_context',
@@ -59,6 +60,8 @@ class ForwardState(NamedTuple):
     """What one forward needs to run its prunable stages."""
     img_shapes: Optional[List[Tuple[int, int]]]
     runner: Optional[TokenPruner]
+    #: ``(H, W)`` of the backbone's input, to check each stage's stride
+    input_size: Optional[Tuple[int, int]] = None
 
 
 class PrunableBackbone(BaseModule):
@@ -260,20 +263,24 @@ class PrunableBackbone(BaseModule):
             x (Tensor): the backbone's input, ``[B, C, H, W]`` or
                 ``[B, T, C, H, W]``.
         """
+        given = self._img_shapes
         img_shapes = self._consume_img_shapes(x)
         if img_shapes is None:
-            self._warn_if_padded(x)
+            self._warn_if_padded(x, given)
         runner = self.pruner
         if runner is None and img_shapes is not None and self.mask_padding:
             runner = self.padding_runner
         if runner is not None:
             runner.reset_records()
-        return ForwardState(img_shapes, runner)
+        return ForwardState(img_shapes, runner, tuple(x.shape[-2:]))
 
     def run_stage(self, stage: PrunableStage, x: torch.Tensor,
                   state: ForwardState) -> torch.Tensor:
         """Run a prunable block list on ``[T * B, C, H, W]``, with token
         early stopping when a runner is active."""
+        if state.input_size is not None:
+            check_stage_stride(stage.name, stage.stride, tuple(x.shape[-2:]),
+                               state.input_size)
         conv_stages = self.conv_prunable_stages()
         conv = any(other.name == stage.name for other in conv_stages)
         if state.runner is None or (
@@ -315,20 +322,39 @@ class PrunableBackbone(BaseModule):
         valid = valid_token_mask(img_shapes, stride, height, width, x.device)
         return valid.repeat(self.num_timesteps, 1)
 
-    def _warn_if_padded(self, x: torch.Tensor) -> None:
-        """Warn once when a pruned backbone gets a batch that looks
-        zero-padded at the bottom / right but no image shapes."""
-        if self._warned_padding or self.pruner is None or x.dim() != 4:
+    def needs_img_shapes(self) -> bool:
+        """Whether forwards on padded batches depend on image shapes: a
+        pruner or the dense padding runner, with ``mask_padding``."""
+        return self.mask_padding and (self.pruner is not None or
+                                      self.padding_runner is not None)
+
+    def _warn_if_padded(self, x: torch.Tensor, given) -> None:
+        """Warn once when a backbone that needs image shapes gets a batch
+        that looks zero-padded at the bottom / right without them.
+
+        Args:
+            x (Tensor): ``[B, C, H, W]`` or ``[B, T, C, H, W]`` input.
+            given (tuple | None): what :meth:`set_img_shapes` stored before
+                this forward (shapes for another batch size, or None).
+        """
+        if self._warned_padding or not self.needs_img_shapes():
             return
-        last_row = x[:, :, -1, :].flatten(1).eq(0).all(1)
-        last_col = x[:, :, :, -1].flatten(1).eq(0).all(1)
-        if bool((last_row | last_col).any()):
-            self._warned_padding = True
-            message = (
-                f'{type(self).__name__}: the input looks zero-padded at the '
-                'bottom / right, but no image shapes were given, so padded '
-                'tokens count as valid and can be kept instead of real ones. '
-                "Add dict(type='PaddingAwarePruningHook') to custom_hooks, or "
-                'call backbone.set_img_shapes(...) before each forward.')
-            warnings.warn(message)
-            print_log(message, logger='current', level=logging.WARNING)
+        last_row = x[..., -1, :].flatten(1).eq(0).all(1)
+        last_col = x[..., -1].flatten(1).eq(0).all(1)
+        if not bool((last_row | last_col).any()):
+            return
+        self._warned_padding = True
+        if given is None:
+            reason = 'no image shapes were given'
+        else:
+            reason = (f'the image shapes given were for a {given[1][0]} x '
+                      f'{given[1][1]} batch, not this '
+                      f'{x.shape[-2]} x {x.shape[-1]} one (e.g. a '
+                      'sliding-window crop), so they were not used')
+        message = (
+            f'{type(self).__name__}: the input looks zero-padded at the '
+            f'bottom / right, but {reason}: padded tokens count as image '
+            'tokens, enter the blocks and can be kept instead of real ones, '
+            f'so the output depends on the padding. {SHAPES_FIX}')
+        warnings.warn(message)
+        print_log(message, logger='current', level=logging.WARNING)
