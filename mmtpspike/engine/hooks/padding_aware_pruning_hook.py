@@ -1,41 +1,26 @@
-"""Tell pruned backbones where each image's padding starts."""
-import functools
-
-import torch
+"""Tell padding-aware backbones where each image's padding starts."""
 from mmengine.hooks import Hook
 
+from mmtpspike.models.backbones.img_shapes import attach_img_shapes
 from mmtpspike.registry import register_hook
-from .model_access import unwrap_model
-
-
-def _pass_img_shapes(backbones, model, args, kwargs):
-    """Forward pre-hook of a detector / segmentor (``backbones`` bound with
-    ``functools.partial``)."""
-    data_samples = kwargs.get('data_samples')
-    if data_samples is None and len(args) > 1:
-        data_samples = args[1]
-    inputs = kwargs.get('inputs', args[0] if args else None)
-    if not data_samples:
-        return None
-    shapes = [sample.metainfo.get('img_shape') for sample in data_samples]
-    if any(shape is None for shape in shapes):
-        return None
-    batch_shape = tuple(inputs.shape[-2:]) if isinstance(
-        inputs, torch.Tensor) else None
-    for backbone in backbones:
-        backbone.set_img_shapes([shape[:2] for shape in shapes], batch_shape)
-    return None
 
 
 @register_hook
 class PaddingAwarePruningHook(Hook):
-    """Give pruned backbones the unpadded size of every image.
+    """Give padding-aware backbones the unpadded size of every image.
 
-    mmdet and mmseg pad each batch at the bottom / right. Before every model
-    forward this hook reads ``img_shape`` from the data samples and calls
-    ``set_img_shapes`` on each backbone that has it (e.g. ``SDTV3``), so
-    padded tokens never count as valid and are never kept ahead of real ones.
-    Add it to ``custom_hooks`` of any config with a pruned backbone.
+    mmdet and mmseg pad each batch at the bottom / right. From ``before_run``
+    to ``after_run`` this hook keeps :func:`~mmtpspike.attach_img_shapes` on
+    the runner's model: every batch the model's data preprocessor prepares
+    (train, val and test steps, also under DDP or a test-time-augmentation
+    model) hands ``img_shape`` of its samples to each backbone's
+    ``set_img_shapes``, so padded tokens never count as image tokens.
+    Add it to ``custom_hooks`` of any config with an mmtpspike backbone::
+
+        custom_hooks = [dict(type='PaddingAwarePruningHook')]
+
+    Without a Runner (``mmdet.apis`` / ``mmseg.apis``) call
+    ``mmtpspike.attach_img_shapes(model)`` instead.
     """
 
     priority = 'VERY_HIGH'
@@ -44,12 +29,8 @@ class PaddingAwarePruningHook(Hook):
         self._handle = None
 
     def before_run(self, runner) -> None:
-        model = unwrap_model(runner)
-        backbones = [m for m in model.modules() if hasattr(m, 'set_img_shapes')]
-        if backbones and self._handle is None:
-            self._handle = model.register_forward_pre_hook(
-                functools.partial(_pass_img_shapes, backbones),
-                with_kwargs=True)
+        if self._handle is None:
+            self._handle = attach_img_shapes(runner.model)
 
     def after_run(self, runner) -> None:
         if self._handle is not None:
