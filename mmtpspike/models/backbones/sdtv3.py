@@ -36,14 +36,16 @@ class SDTV3(PrunableBackbone):
     early stopping (see :class:`~mmtpspike.models.pruning.TokenPruner`); every
     output is still a full-resolution ``[B, C, H, W]`` map.
 
-    Padding: call :meth:`set_img_shapes` (the ``PaddingAwarePruningHook`` does
-    it for runners) before a forward. With ``mask_padding`` (default) the
+    Padding: call :meth:`set_img_shapes` before a forward (the
+    ``PaddingAwarePruningHook`` does it for runners, ``attach_img_shapes`` for
+    ``mmdet.apis`` / ``mmseg.apis``). With ``mask_padding`` (default) the
     tokens outside each image then never enter a transformer block (neither
     as tokens nor as attention context) and keep their values, in the dense
     and the pruned backbone alike, so ``keep = 1`` is exactly the dense
     backbone and the retention ratio is continuous at 1. Without
     shapes every token counts as valid (the public code's behaviour); a
-    pruned backbone whose input looks zero-padded then warns once.
+    backbone that needs them (pruned, or dense with ``mask_padding``) warns
+    once when its input looks zero-padded.
 
     Args:
         arch (str): ``'t'``, ``'s'``, ``'m'`` or ``'l'`` (2.6M / 5.1M / 10M /
