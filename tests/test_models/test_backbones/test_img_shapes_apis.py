@@ -93,3 +93,34 @@ def test_apis_inference_gets_the_shapes(tmp_path, task):
     assert not model.data_preprocessor._forward_hooks
     infer(model, task)
     assert first_block_valid(model) == (6, 4)
+
+
+def test_mmdet_tta_model_gets_the_shapes(tmp_path):
+    """mmdet's DetTTAModel runs ``module.test_step`` per augmentation; the
+    shapes still come through the detector's data preprocessor."""
+    from mmdet.models import DetTTAModel
+    from mmdet.testing import demo_mm_inputs
+    from mmengine.config import ConfigDict
+    detector = build(tmp_path, 'det')
+    tta = DetTTAModel(module=detector, tta_cfg=ConfigDict(
+        nms=dict(type='nms', iou_threshold=0.5), max_per_img=10)).eval()
+    shapes = [(96, 43), (80, 40)]  # padded to 96 x 64 together
+    packed = demo_mm_inputs(2, [[3, *shape] for shape in shapes])
+    # two augmentations of the batch, as pseudo_collate gives them
+    data = dict(inputs=[packed['inputs']] * 2,
+                data_samples=[packed['data_samples']] * 2)
+    records = []
+    detector.backbone.pruner.register_record_hook(records.append)
+
+    def counts():
+        return [[int(v.sum()) for v in r.valid] for r in records
+                if r.block_name == 'stages.2.blocks.0']
+
+    with pytest.warns(UserWarning, match='no image shapes were given'):
+        tta.test_step(data)
+    assert counts() == [[24, 24]] * 2  # padding counted as image
+    records.clear()
+    mmtpspike.attach_img_shapes(tta)
+    tta.test_step(data)
+    expected = [math.ceil(h / 16) * math.ceil(w / 16) for h, w in shapes]
+    assert counts() == [expected] * 2 == [[18, 15]] * 2
