@@ -9,7 +9,7 @@ from mmengine.model import BaseModule
 from mmtpspike.registry import register_model
 from ..layers.qkformer_blocks import QKFormerBlock, SpikingPatchEmbed
 from .prunable import PrunableBackbone, PrunableStage
-from .qkformer_checkpoint import load_qkformer_checkpoint
+from .qkformer_checkpoint import load_qkformer_checkpoint, upgrade_legacy_keys
 
 
 class QKFormerStage(BaseModule):
@@ -71,7 +71,7 @@ class QKFormer(PrunableBackbone):
             tau 2, threshold 1 (the public code).
         attn_spike_cfg (dict): Neuron of the attention vector (QKTA) / map
             (SSA). Default: LIF, tau 2, threshold 0.5 (the public code).
-        attention_scale (float): SSA scale. Default: 0.125 (public code).
+        attn_scale (float): SSA scale, > 0. Default: 0.125 (public code).
         norm_cfg (dict): Norm config. Default: ``dict(type='BN')``.
         drop_path_rate (float): Stochastic depth, linear over all blocks
             (the public code defines but does not apply it). Default: 0.
@@ -121,7 +121,7 @@ class QKFormer(PrunableBackbone):
                  spike_cfg: dict = dict(type='LIF', tau=2.0, v_threshold=1.0),
                  attn_spike_cfg: dict = dict(
                      type='LIF', tau=2.0, v_threshold=0.5),
-                 attention_scale: float = 0.125,
+                 attn_scale: float = 0.125,
                  norm_cfg: dict = dict(type='BN'),
                  drop_path_rate: float = 0.,
                  frozen_stages: int = -1,
@@ -177,7 +177,7 @@ class QKFormer(PrunableBackbone):
                 QKFormerBlock(dims, num_heads, self.stage_attentions[index],
                               attn_spike_cfg=attn_spike_cfg,
                               mlp_ratio=mlp_ratio,
-                              attention_scale=attention_scale,
+                              attn_scale=attn_scale,
                               drop_path=drop_rates.pop(0), **common)
                 for _ in range(depth)
             ]
@@ -186,6 +186,7 @@ class QKFormer(PrunableBackbone):
         if with_stride32:
             self.stages.append(QKFormerStage(
                 SpikingPatchEmbed(in_dims, in_dims, **common), []))
+        self._register_load_state_dict_pre_hook(upgrade_legacy_keys)
         self.init_pruning(pruning)
         self._freeze()
 

@@ -15,8 +15,16 @@ public                                QKFormer
 ``proj2_`` / ``proj4_``               ``embed_``
 ``proj_res_``                         ``shortcut_``
 ``...blocks.{j}.tssa.``               ``...blocks.{j}.attn.``
+``stage3.{j}.attn.{q,k,v,proj}_``     ``stages.2.blocks.{j}.attn.{q,k,v,proj}.``
 ``head.``                             dropped (classifier)
 ====================================  ====================================
+
+The last row follows the shared spiking self-attention (stage 3), which
+groups each ``conv / bn`` pair in one unit (``q.conv``, ``q.bn``). Keys of
+checkpoints saved by this package before that change (``attn.q_conv``) map
+the same way, in :func:`convert_qkformer_keys` and, for whole-model state
+dicts, in :func:`upgrade_legacy_keys` (a ``load_state_dict`` pre-hook of
+:class:`QKFormer`).
 
 Tensor shapes are unchanged. :func:`load_qkformer_checkpoint` reports every
 renamed, dropped, missing and unexpected key and refuses shape mismatches.
@@ -41,6 +49,9 @@ PATCH_EMBED_LAYERS = {
     'proj4': 'embed',
     'proj_res': 'shortcut',
 }
+# stage-3 SSA layers, public / earlier names: q_conv -> q.conv
+SSA_LAYER = re.compile(
+    r'^(stages\.2\.blocks\.\d+\.attn\.)(q|k|v|proj)_(conv|bn)\.')
 CLASSIFIER_PREFIXES = ('head.', )
 
 
@@ -55,9 +66,28 @@ def rename_public_key(key: str) -> str:
     if match:
         stage = int(match.group(1)) - 1
         attn = 'attn.' if match.group(3) else ''
-        return f'stages.{stage}.blocks.{match.group(2)}.{attn}' + \
+        key = f'stages.{stage}.blocks.{match.group(2)}.{attn}' + \
             key[match.end():]
-    return key
+    return SSA_LAYER.sub(r'\1\2.\3.', key)
+
+
+def upgrade_legacy_keys(state_dict: Dict[str, torch.Tensor], prefix: str,
+                        *unused) -> None:
+    """Rename, in place, the stage-3 SSA keys of a QKFormer state dict saved
+    before the SSA was shared (``attn.q_conv.`` -> ``attn.q.conv.``).
+
+    Registered by :class:`QKFormer` as a ``load_state_dict`` pre-hook, so
+    whole-model checkpoints (e.g. a detector's) keep loading.
+
+    Args:
+        state_dict (dict): The state dict being loaded.
+        prefix (str): The backbone's key prefix in it (e.g. ``'backbone.'``).
+        *unused: The hook's other arguments.
+    """
+    for key in [key for key in state_dict if key.startswith(prefix)]:
+        new_key = prefix + SSA_LAYER.sub(r'\1\2.\3.', key[len(prefix):])
+        if new_key != key:
+            state_dict[new_key] = state_dict.pop(key)
 
 
 def convert_qkformer_keys(

@@ -2,15 +2,17 @@
 
 QKFormer is a hierarchical spiking transformer: spiking patch embeddings
 with a deformed shortcut (SPEDS) between three stages, Q-K token attention
-(QKTA) blocks in the first two stages and spiking self-attention (SSA)
-blocks in the last one. Every layer ends in a multi-step LIF neuron and the
-residual stream is a sum of spikes (small non-negative integers), which the
-next layer's convs read directly.
+(QKTA) blocks in the first two stages and spiking self-attention (SSA,
+Spikformer's, :mod:`.spiking_self_attention`) blocks in the last one. Every
+layer ends in a multi-step LIF neuron and the residual stream is a sum of
+spikes (small non-negative integers), which the next layer's convs read
+directly.
 
 Module names follow the public code (``q_conv``, ``q_bn``, ``proj_conv``,
 ``fc1_conv``, ...) where they are self-explanatory; the patch-embedding convs
-are renamed by role (``stem``, ``down``, ``embed``, ``shortcut``). The key
-table is in :mod:`mmtpspike.models.backbones.qkformer_checkpoint`.
+are renamed by role (``stem``, ``down``, ``embed``, ``shortcut``) and the
+shared SSA groups each ``conv / bn / neuron`` triple (``q.conv``, ``q.bn``).
+The key table is in :mod:`mmtpspike.models.backbones.qkformer_checkpoint`.
 """
 from typing import List, Optional, Tuple
 
@@ -19,9 +21,9 @@ import torch.nn as nn
 from mmcv.cnn import build_norm_layer
 from mmengine.model import BaseModule
 
-from .attention_ops import linear_attention_macs, split_heads
 from .sdtv3_blocks import norm1d_cfg
 from .spike_neurons import build_spike_neuron
+from .spiking_self_attention import SpikingSelfAttention
 from .token_block import TokenBlock
 
 
@@ -176,103 +178,6 @@ class TokenQKAttention(BaseModule):
         return self.proj_spike(self.proj_bn(self.proj_conv(out)))
 
 
-class SpikingSelfAttention(BaseModule):
-    """Spiking self-attention (SSA, Spikformer's) on flat tokens.
-
-    ``q, k, v = LIF(BN(1x1 conv(x)))``, per head ``out = LIF(q (k^T v) *
-    scale)`` (no softmax, computed in linear order, threshold
-    ``attn_spike_cfg``), then a 1x1 projection, BN and LIF.
-
-    Args:
-        channels (int): Token channels ``C``.
-        num_heads (int): Heads; ``C`` must be divisible by it.
-        spike_cfg (dict): Neuron config of q, k, v and the output.
-        attn_spike_cfg (dict): Neuron config of the attention output.
-        norm_cfg (dict): Norm config (2-D; its 1-D counterpart is used).
-        scale (float): Attention scale (the public code: 0.125 for every
-            head width).
-        num_timesteps (int): ``T`` for stateful neurons.
-    """
-
-    def __init__(self,
-                 channels: int,
-                 num_heads: int,
-                 spike_cfg: dict,
-                 attn_spike_cfg: dict,
-                 norm_cfg: dict,
-                 scale: float = 0.125,
-                 num_timesteps: int = 1,
-                 init_cfg: Optional[dict] = None) -> None:
-        super().__init__(init_cfg)
-        if channels % num_heads:
-            raise ValueError(f'channels ({channels}) must be divisible by '
-                             f'num_heads ({num_heads})')
-        self.num_heads = num_heads
-        self.scale = scale
-        norm1d = norm1d_cfg(norm_cfg)
-        for name in ('q', 'k', 'v'):
-            setattr(self, f'{name}_conv',
-                    nn.Conv1d(channels, channels, 1, bias=False))
-            setattr(self, f'{name}_bn', build_norm_layer(norm1d, channels)[1])
-            setattr(self, f'{name}_spike',
-                    build_spike_neuron(spike_cfg, num_timesteps))
-        self.attn_spike = build_spike_neuron(attn_spike_cfg, num_timesteps)
-        self.proj_conv = nn.Conv1d(channels, channels, 1)
-        self.proj_bn = build_norm_layer(norm1d, channels)[1]
-        self.proj_spike = build_spike_neuron(spike_cfg, num_timesteps)
-
-    def matmul_macs(
-            self,
-            tokens: torch.Tensor,
-            context: Optional[torch.Tensor] = None
-    ) -> List[Tuple[int, nn.Module]]:
-        """MACs of the attention matmuls for ``tokens: [R, C, N]`` querying
-        ``context: [R, C, M]`` (default: the tokens themselves), each with
-        the neuron whose spikes form its left operand: ``k^T v`` costs
-        ``R M C^2 / h`` (k spikes), ``q (k^T v)`` ``R N C^2 / h`` (q
-        spikes)."""
-        k_side, q_side = linear_attention_macs(tokens, context,
-                                               tokens.shape[1],
-                                               self.num_heads)
-        return [(k_side, self.k_spike), (q_side, self.q_spike)]
-
-    def forward(self,
-                tokens: torch.Tensor,
-                token_mask: Optional[torch.Tensor] = None,
-                context: Optional[torch.Tensor] = None,
-                context_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """Attend over tokens.
-
-        Args:
-            tokens (Tensor): ``[R, C, K]`` queries (and keys / values unless
-                ``context`` is given).
-            token_mask (Tensor, optional): ``[R, K]`` bool; False marks filler
-                slots, whose keys are zeroed so they add nothing to ``k^T v``.
-            context (Tensor, optional): ``[R, C, M]`` tokens that give the
-                keys and values instead of ``tokens``.
-            context_mask (Tensor, optional): ``[R, M]`` bool; False marks
-                context tokens (padding) that must not contribute.
-
-        Returns:
-            Tensor: ``[R, C, K]`` spikes.
-        """
-        rows, channels, num_tokens = tokens.shape
-        q = self.q_spike(self.q_bn(self.q_conv(tokens)))
-        source, mask = tokens, token_mask
-        if context is not None:
-            source, mask = context, context_mask
-        k = self.k_spike(self.k_bn(self.k_conv(source)))
-        v = self.v_spike(self.v_bn(self.v_conv(source)))
-        if mask is not None:
-            k = k * mask.unsqueeze(1).to(k.dtype)
-        k, v = split_heads(k, self.num_heads), split_heads(v, self.num_heads)
-        out = split_heads(q, self.num_heads) @ (k.transpose(-2, -1) @ v) * \
-            self.scale
-        out = out.transpose(-1, -2).reshape(rows, channels, num_tokens)
-        out = self.attn_spike(out)
-        return self.proj_spike(self.proj_bn(self.proj_conv(out)))
-
-
 class QKFormerMLP(BaseModule):
     """Token-wise spiking MLP: ``LIF(BN(fc2(LIF(BN(fc1(x))))))``.
 
@@ -331,7 +236,8 @@ class QKFormerBlock(TokenBlock):
         attn_spike_cfg (dict): Neuron config of the attention neuron.
         norm_cfg (dict): Norm config (2-D).
         mlp_ratio (int): MLP hidden ratio. Default: 4.
-        attention_scale (float): SSA scale (ignored by QKTA).
+        attn_scale (float): SSA scale, > 0 (ignored by QKTA).
+            Default: 0.125.
         drop_path (float): Stochastic depth rate. Default: 0.
         num_timesteps (int): ``T`` for stateful neurons.
     """
@@ -344,7 +250,7 @@ class QKFormerBlock(TokenBlock):
                  attn_spike_cfg: dict,
                  norm_cfg: dict,
                  mlp_ratio: int = 4,
-                 attention_scale: float = 0.125,
+                 attn_scale: float = 0.125,
                  drop_path: float = 0.,
                  num_timesteps: int = 1,
                  init_cfg: Optional[dict] = None) -> None:
@@ -353,7 +259,7 @@ class QKFormerBlock(TokenBlock):
             raise ValueError(f'attention must be one of {sorted(ATTENTIONS)}, '
                              f'got {attention!r}')
         self.attention = attention
-        extra = dict(scale=attention_scale) if attention == 'ssa' else {}
+        extra = dict(attn_scale=attn_scale) if attention == 'ssa' else {}
         self.attn = ATTENTIONS[attention](
             channels, num_heads, spike_cfg, attn_spike_cfg, norm_cfg,
             num_timesteps=num_timesteps, **extra)

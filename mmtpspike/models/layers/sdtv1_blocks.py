@@ -20,6 +20,7 @@ import torch.nn as nn
 from mmcv.cnn import build_norm_layer
 from mmengine.model import BaseModule
 
+from .attention_ops import mask_keys, query_and_key_inputs
 from .spike_neurons import build_spike_neuron
 from .token_block import TokenBlock
 
@@ -213,14 +214,11 @@ class SpikeDrivenSelfAttention(BaseModule):
         Returns:
             Tensor: ``[R, C, N]``, the branch output (no residual).
         """
-        x = self.shortcut_spike(tokens)
-        q = self._spikes('q', x)
-        if context is not None:
-            x = self.shortcut_spike(context)
-            token_mask = context_mask
-        kv = self._spikes('k', x) * self._spikes('v', x)
-        if token_mask is not None:
-            kv = kv * token_mask.unsqueeze(1).to(kv.dtype)
+        queries, source, key_mask = query_and_key_inputs(
+            tokens, token_mask, context, context_mask, self.shortcut_spike)
+        q = self._spikes('q', queries)
+        kv = mask_keys(self._spikes('k', source) * self._spikes('v', source),
+                       key_mask)
         kv = self.kv_spike(kv.sum(-1, keepdim=True))
         return conv_norm_tokens(self.proj_conv, self.proj_bn, q * kv)
 

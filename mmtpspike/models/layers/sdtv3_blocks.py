@@ -16,7 +16,8 @@ from mmcv.cnn import build_norm_layer
 from mmengine.model import BaseModule
 
 from ..pruning.restore import Selection, gather_tokens, scatter_tokens
-from .attention_ops import linear_attention_macs, split_heads
+from .attention_ops import (linear_attention_macs, mask_keys,
+                            query_and_key_inputs, split_heads)
 from .position_conv import PositionConv2d
 from .spike_neurons import build_spike_neuron
 from .token_block import TokenBlock
@@ -210,10 +211,11 @@ class SpikeAttention(BaseModule):
     """Spike-driven linear self-attention of SDT-V3 on flat tokens.
 
     ``q, k = spike(BN(1x1 conv(spike(x))))``, ``v`` the same with ``4 C``
-    channels, per head ``out = spike(q (k^T v) * 2 / sqrt(d))``, then a 1x1
-    projection + BN. There is no softmax, so ``q (k^T v)`` equals
-    ``(q k^T) v`` (exactly, since spikes are small multiples of ``1/D``) at a
-    cost linear in the number of tokens.
+    channels, per head ``out = spike(q (k^T v) * attn_scale)`` with
+    ``attn_scale = 2 / sqrt(d)``, then a 1x1 projection + BN. There is no
+    softmax, so ``q (k^T v)`` equals ``(q k^T) v`` (exactly, since spikes
+    are small multiples of ``1/D``) at a cost linear in the number of
+    tokens.
 
     Args:
         channels (int): Token channels ``C``.
@@ -244,7 +246,7 @@ class SpikeAttention(BaseModule):
                              f"'quadratic', got {attention_order!r}")
         self.num_heads = num_heads
         self.attention_order = attention_order
-        self.scale = 2 * (channels // num_heads)**-0.5
+        self.attn_scale = 2 * (channels // num_heads)**-0.5
         v_channels = channels * v_expansion
         self.head_spike = build_spike_neuron(spike_cfg, num_timesteps)
         self.q_conv = conv_norm(channels, channels, norm_cfg)
@@ -255,6 +257,13 @@ class SpikeAttention(BaseModule):
         self.v_spike = build_spike_neuron(spike_cfg, num_timesteps)
         self.attn_spike = build_spike_neuron(spike_cfg, num_timesteps)
         self.proj_conv = conv_norm(v_channels, channels, norm_cfg)
+
+    @staticmethod
+    def _project(conv: nn.Module, spike: nn.Module,
+                 tokens: torch.Tensor) -> torch.Tensor:
+        """``spike(conv(tokens))`` for a 1x1 conv + norm on flat tokens:
+        ``[B, C, N]`` -> ``[B, C', N]``."""
+        return spike(conv(tokens.unsqueeze(-1))).squeeze(-1)
 
     def _attend(self, q: torch.Tensor, k: torch.Tensor,
                 v: torch.Tensor) -> torch.Tensor:
@@ -310,18 +319,15 @@ class SpikeAttention(BaseModule):
             Tensor: ``[B, C, N]``.
         """
         batch, _, num_tokens = tokens.shape
-        x = self.head_spike(tokens).unsqueeze(-1)
-        q = self.q_spike(self.q_conv(x)).squeeze(-1)
-        if context is not None:
-            x = self.head_spike(context).unsqueeze(-1)
-            token_mask = context_mask
-        k = self.k_spike(self.k_conv(x)).squeeze(-1)
-        v = self.v_spike(self.v_conv(x)).squeeze(-1)
-        if token_mask is not None:
-            k = k * token_mask.unsqueeze(1).to(k.dtype)
+        queries, source, key_mask = query_and_key_inputs(
+            tokens, token_mask, context, context_mask, self.head_spike)
+        q = self._project(self.q_conv, self.q_spike, queries)
+        k = mask_keys(self._project(self.k_conv, self.k_spike, source),
+                      key_mask)
+        v = self._project(self.v_conv, self.v_spike, source)
         out = self._attend(*(split_heads(t, self.num_heads)
                              for t in (q, k, v)))
-        out = (out * self.scale).transpose(-1, -2).reshape(
+        out = (out * self.attn_scale).transpose(-1, -2).reshape(
             batch, -1, num_tokens)
         out = self.attn_spike(out).unsqueeze(-1)
         return self.proj_conv(out).squeeze(-1)

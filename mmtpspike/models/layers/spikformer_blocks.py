@@ -3,9 +3,10 @@
 * :class:`SpikingPatchSplitting` (SPS): four ``conv 3x3 -> BN -> LIF ->
   max-pool 3x3 s2`` steps (widths ``D/8, D/4, D/2, D``, stride 16), then the
   relative position embedding (RPE) shortcut ``x + LIF(BN(conv 3x3(x)))``.
-* :class:`SpikingSelfAttention` (SSA): binary ``q, k, v`` from linear + BN +
-  LIF, ``q (k^T v) * scale`` per head without softmax, an attention LIF (its
-  own threshold, 0.5 in the public code), then linear + BN + LIF.
+* :class:`~.spiking_self_attention.SpikingSelfAttention` (SSA, shared with
+  QKFormer): binary ``q, k, v`` from linear + BN + LIF, ``q (k^T v) *
+  attn_scale`` per head without softmax, an attention LIF (its own
+  threshold, 0.5 in the public code), then linear + BN + LIF.
 * :class:`SpikingMLP`: linear + BN + LIF, twice.
 * :class:`SpikformerBlock`: ``x + SSA(x)``, then ``x + MLP(x)``, split into
   the parts that token pruning drives.
@@ -16,16 +17,15 @@ grouping of each ``conv / bn / lif`` triple into one unit, so the public keys
 map with a short table (see
 :mod:`mmtpspike.models.backbones.spikformer_checkpoint`).
 """
-from typing import List, Optional, Tuple
+from typing import Optional
 
 import torch
 import torch.nn as nn
 from mmcv.cnn import build_norm_layer
 from mmengine.model import BaseModule
 
-from .attention_ops import linear_attention_macs, split_heads
-from .sdtv3_blocks import norm1d_cfg
 from .spike_neurons import build_spike_neuron
+from .spiking_self_attention import SpikingLinear, SpikingSelfAttention
 from .token_block import TokenBlock
 
 #: the public definition's neurons (tau 2, hard reset, thresholds 1 / 0.5)
@@ -64,36 +64,6 @@ class SpikingConvUnit(BaseModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``[R, C_in, H, W]`` -> spikes ``[R, C_out, H, W]``."""
         return self.lif(self.bn(self.conv(x)))
-
-
-class SpikingLinear(BaseModule):
-    """``linear -> BN -> spike`` on flat tokens ``[R, C, N]``.
-
-    Args:
-        in_channels (int): Input channels.
-        out_channels (int): Output channels.
-        spike_cfg (dict): Neuron config.
-        norm_cfg (dict): 2-D norm config (its 1-D counterpart is used).
-        num_timesteps (int): ``T`` for stateful neurons.
-        bias (bool): Bias of the linear layer.
-    """
-
-    def __init__(self,
-                 in_channels: int,
-                 out_channels: int,
-                 spike_cfg: dict,
-                 norm_cfg: dict,
-                 num_timesteps: int,
-                 bias: bool = True,
-                 init_cfg: Optional[dict] = None) -> None:
-        super().__init__(init_cfg)
-        self.conv = nn.Conv1d(in_channels, out_channels, 1, bias=bias)
-        self.bn = build_norm_layer(norm1d_cfg(norm_cfg), out_channels)[1]
-        self.lif = build_spike_neuron(spike_cfg, num_timesteps)
-
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        """``[R, C_in, N]`` -> spikes ``[R, C_out, N]``."""
-        return self.lif(self.bn(self.conv(tokens)))
 
 
 class SpikingPatchSplitting(BaseModule):
@@ -149,99 +119,6 @@ class SpikingPatchSplitting(BaseModule):
         return x + self.rpe(x)
 
 
-class SpikingSelfAttention(BaseModule):
-    """Spiking self-attention (SSA) on flat tokens, without softmax.
-
-    Per head: ``out = attn_lif(q (k^T v) * scale)``, computed in this
-    linear order (the public code's), cost linear in the number of tokens;
-    ``(q k^T) v`` is the same product.
-
-    Args:
-        channels (int): Token channels ``C``.
-        num_heads (int): Heads; must divide ``C``.
-        spike_cfg (dict): Neuron config of ``q, k, v`` and the projection.
-        attn_spike_cfg (dict): Neuron config after ``q k^T v``.
-        norm_cfg (dict): 2-D norm config.
-        scale (float): Attention scale (0.125 in the public code, not
-            ``1 / sqrt(d)``).
-        num_timesteps (int): ``T`` for stateful neurons.
-    """
-
-    def __init__(self,
-                 channels: int,
-                 num_heads: int,
-                 spike_cfg: dict,
-                 attn_spike_cfg: dict,
-                 norm_cfg: dict,
-                 scale: float = 0.125,
-                 num_timesteps: int = 1,
-                 init_cfg: Optional[dict] = None) -> None:
-        super().__init__(init_cfg)
-        if channels % num_heads:
-            raise ValueError(f'channels ({channels}) must be divisible by '
-                             f'num_heads ({num_heads})')
-        self.num_heads = num_heads
-        self.scale = scale
-        unit = dict(spike_cfg=spike_cfg, norm_cfg=norm_cfg,
-                    num_timesteps=num_timesteps)
-        self.q = SpikingLinear(channels, channels, bias=False, **unit)
-        self.k = SpikingLinear(channels, channels, bias=False, **unit)
-        self.v = SpikingLinear(channels, channels, bias=False, **unit)
-        self.attn_lif = build_spike_neuron(attn_spike_cfg, num_timesteps)
-        self.proj = SpikingLinear(channels, channels, **unit)
-
-    def matmul_macs(
-            self,
-            tokens: torch.Tensor,
-            context: Optional[torch.Tensor] = None
-    ) -> List[Tuple[int, nn.Module]]:
-        """MACs of the attention matmuls for ``tokens: [R, C, N]`` querying
-        ``context: [R, C, M]`` (default: the tokens themselves), each with
-        the neuron whose spikes form its left operand: ``k^T v`` costs
-        ``R M C^2 / h`` (k spikes), ``q (k^T v)`` ``R N C^2 / h`` (q
-        spikes)."""
-        k_side, q_side = linear_attention_macs(tokens, context,
-                                               tokens.shape[1],
-                                               self.num_heads)
-        return [(k_side, self.k.lif), (q_side, self.q.lif)]
-
-    def forward(self,
-                tokens: torch.Tensor,
-                token_mask: Optional[torch.Tensor] = None,
-                context: Optional[torch.Tensor] = None,
-                context_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """Attend over tokens.
-
-        Args:
-            tokens (Tensor): ``[R, C, K]`` queries (and keys / values unless
-                ``context`` is given).
-            token_mask (Tensor, optional): ``[R, K]`` bool; False marks
-                filler slots, whose keys are zeroed so they add nothing to
-                ``k^T v``.
-            context (Tensor, optional): ``[R, C, M]`` tokens that give the
-                keys and values instead of ``tokens`` (all tokens of the map
-                while only kept tokens query).
-            context_mask (Tensor, optional): ``[R, M]`` bool; False marks
-                context tokens left out of ``k^T v`` (padding).
-
-        Returns:
-            Tensor: spikes ``[R, C, K]``.
-        """
-        rows, channels, num_tokens = tokens.shape
-        source, mask = (tokens, token_mask) if context is None else (
-            context, context_mask)
-        q = self.q(tokens)
-        k = self.k(source)
-        v = self.v(source)
-        if mask is not None:
-            k = k * mask.unsqueeze(1).to(k.dtype)
-        key_values = split_heads(k, self.num_heads).transpose(-2, -1) @ \
-            split_heads(v, self.num_heads)
-        out = (split_heads(q, self.num_heads) @ key_values) * self.scale
-        out = out.transpose(-1, -2).reshape(rows, channels, num_tokens)
-        return self.proj(self.attn_lif(out))
-
-
 class SpikingMLP(BaseModule):
     """Token-wise MLP: ``fc1 -> BN -> LIF -> fc2 -> BN -> LIF``.
 
@@ -285,7 +162,8 @@ class SpikformerBlock(TokenBlock):
         attn_spike_cfg (dict): Neuron config after ``q k^T v``.
         norm_cfg (dict): 2-D norm config.
         mlp_ratio (float): MLP hidden width / ``C``. Default: 4.
-        attn_scale (float): See :class:`SpikingSelfAttention`.
+        attn_scale (float): Scale of ``q k^T v``, see
+            :class:`SpikingSelfAttention`. Default: 0.125.
         drop_path (float): Stochastic depth rate of both residuals (the
             public code builds but never applies it; 0 reproduces it).
         num_timesteps (int): ``T`` for stateful neurons.
@@ -304,7 +182,8 @@ class SpikformerBlock(TokenBlock):
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(drop_path, num_timesteps, init_cfg)
         self.attn = SpikingSelfAttention(channels, num_heads, spike_cfg,
-                                         attn_spike_cfg, norm_cfg, attn_scale,
-                                         num_timesteps)
+                                         attn_spike_cfg, norm_cfg,
+                                         attn_scale=attn_scale,
+                                         num_timesteps=num_timesteps)
         self.mlp = SpikingMLP(channels, int(channels * mlp_ratio), spike_cfg,
                               norm_cfg, num_timesteps)

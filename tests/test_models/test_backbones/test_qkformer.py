@@ -7,8 +7,9 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmtpspike.models.backbones import QKFormer
 from mmtpspike.models.layers.qkformer_blocks import (QKFormerBlock,
-                                                     SpikingSelfAttention,
                                                      TokenQKAttention)
+from mmtpspike.models.layers.spiking_self_attention import \
+    SpikingSelfAttention
 
 #: QKFormer paper / README, classification model with its 1000-class head
 PUBLISHED_PARAMS_M = {'10-384': 16.47, '10-512': 29.08, '10-768': 64.96}
@@ -309,8 +310,8 @@ def test_attention_token_operations_are_counted():
     ssa = model.stages[2].blocks[0].attn
     tokens, context = torch.rand(4, 64, 12), torch.rand(4, 64, 24)
     per_token = 4 * 64 * 64 // 2  # R C^2 / h
-    assert ssa.matmul_macs(tokens) == [(12 * per_token, ssa.k_spike),
-                                       (12 * per_token, ssa.q_spike)]
+    assert ssa.matmul_macs(tokens) == [(12 * per_token, ssa.k.lif),
+                                       (12 * per_token, ssa.q.lif)]
     assert [m for m, _ in ssa.matmul_macs(tokens, context)] == [
         24 * per_token, 12 * per_token]
     assert qkta.matmul_macs(tokens[:, :16], context[:, :16]) == [

@@ -1,6 +1,7 @@
 """Loading public QKFormer checkpoints (synthetic, public key layout)."""
 import json
 import os
+import re
 from typing import Dict, List, Tuple
 
 import pytest
@@ -30,8 +31,9 @@ SEMANTIC_PAIRS = {
     'stage1.0.tssa.q_conv.weight': 'stages.0.blocks.0.attn.q_conv.weight',
     'stage2.1.tssa.proj_conv.bias': 'stages.1.blocks.1.attn.proj_conv.bias',
     'stage2.1.mlp.fc1_conv.weight': 'stages.1.blocks.1.mlp.fc1_conv.weight',
-    'stage3.0.attn.v_bn.weight': 'stages.2.blocks.0.attn.v_bn.weight',
-    'stage3.6.attn.k_conv.weight': 'stages.2.blocks.6.attn.k_conv.weight',
+    'stage3.0.attn.v_bn.weight': 'stages.2.blocks.0.attn.v.bn.weight',
+    'stage3.6.attn.k_conv.weight': 'stages.2.blocks.6.attn.k.conv.weight',
+    'stage3.6.attn.proj_conv.bias': 'stages.2.blocks.6.attn.proj.conv.bias',
     'stage3.6.mlp.fc2_bn.running_var':
     'stages.2.blocks.6.mlp.fc2_bn.running_var',
 }
@@ -94,6 +96,33 @@ def test_our_own_keys_pass_unchanged():
     assert list(converted) == list(state)
 
 
+def legacy_layout(state, prefix=''):
+    """``state`` as saved before the SSA was shared (``attn.q_conv``)."""
+    return {re.sub(r'^(' + prefix + r'stages\.2\.blocks\.\d+\.attn\.)'
+                   r'(q|k|v|proj)\.(conv|bn)\.', r'\1\2_\3.', key): value
+            for key, value in state.items()}
+
+
+def test_checkpoints_saved_before_the_shared_ssa_still_load():
+    torch.manual_seed(0)
+    model = QKFormer(embed_dims=[16, 32, 64], depths=(1, 1, 2), num_heads=2)
+    state = {f'backbone.{key}': value + 1
+             for key, value in model.state_dict().items()}
+    old = legacy_layout(state, r'backbone\.')
+    assert 'backbone.stages.2.blocks.1.attn.proj_bn.bias' in old
+    loaded = QKFormer(embed_dims=[16, 32, 64], depths=(1, 1, 2), num_heads=2)
+    detector = torch.nn.Module()
+    detector.backbone = loaded
+    detector.load_state_dict(old)  # strict: every key found
+    for key, value in state.items():
+        assert torch.equal(detector.state_dict()[key], value), key
+    converted, renamed, _ = convert_qkformer_keys(legacy_layout(
+        model.state_dict()))
+    assert list(converted) == list(model.state_dict())
+    assert renamed['stages.2.blocks.0.attn.q_conv.weight'] == \
+        'stages.2.blocks.0.attn.q.conv.weight'
+
+
 def test_mmdet_checkpoint_with_backbone_prefix():
     state = {f'backbone.{k}': v for k, v in public_state().items()}
     state['neck.lateral_convs.0.conv.weight'] = torch.zeros(1)
@@ -115,7 +144,7 @@ def test_unexpected_keys_are_reported():
     state['stage3.7.attn.q_conv.weight'] = torch.zeros(384, 384, 1)
     del state['stage1.0.mlp.fc1_conv.bias']
     report = load_qkformer_checkpoint(QKFormer(), state)
-    assert report['unexpected'] == ['stages.2.blocks.7.attn.q_conv.weight']
+    assert report['unexpected'] == ['stages.2.blocks.7.attn.q.conv.weight']
     assert report['missing'] == ['stages.0.blocks.0.mlp.fc1_conv.bias']
 
 
@@ -133,7 +162,7 @@ def test_pretrained_init_cfg_loads_and_missing_file_is_an_error(tmp_path):
     torch.save({'model': state}, str(path))
     model = QKFormer(init_cfg=dict(type='Pretrained', checkpoint=str(path)))
     model.init_weights()
-    assert torch.equal(model.stages[2].blocks[3].attn.q_conv.weight,
+    assert torch.equal(model.stages[2].blocks[3].attn.q.conv.weight,
                        state['stage3.3.attn.q_conv.weight'])
     with pytest.raises(FileNotFoundError, match='QKFormer'):
         load_qkformer_checkpoint(model, str(tmp_path / 'absent.pth'))

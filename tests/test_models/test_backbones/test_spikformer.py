@@ -62,7 +62,7 @@ def test_network_is_active():
     assert set(rates) == {'patch_embed', 'blocks'}
     attention = []
     for block in dense.blocks:
-        block.attn.attn_lif.register_forward_hook(
+        block.attn.attn_spike.register_forward_hook(
             lambda m, args, out: attention.append(float(out.mean())))
     with torch.no_grad():
         dense(x)
