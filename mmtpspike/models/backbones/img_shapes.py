@@ -128,16 +128,10 @@ def attach_img_shapes(model: nn.Module) -> ImgShapesHandle:
             'padding-aware backbone such as SDTV3), so image shapes have '
             'nowhere to go; use an mmtpspike backbone or drop '
             'PaddingAwarePruningHook / attach_img_shapes')
-    handles, reached = [], set()
-    for owner in model.modules():
-        preprocessor = getattr(owner, 'data_preprocessor', None)
-        if not isinstance(preprocessor, nn.Module):
-            continue
-        takers = takes_img_shapes(owner)
-        reached.update(id(m) for m in takers)
-        if takers and not _attached(preprocessor, owner):
-            handles.append(
-                preprocessor.register_forward_hook(_PassImgShapes(owner)))
+    owners = [owner for owner in model.modules()
+              if isinstance(getattr(owner, 'data_preprocessor', None),
+                            nn.Module) and takes_img_shapes(owner)]
+    reached = {id(m) for owner in owners for m in takes_img_shapes(owner)}
     missed = [type(m).__name__ for m in backbones if id(m) not in reached]
     if missed:
         raise ValueError(
@@ -145,6 +139,10 @@ def attach_img_shapes(model: nn.Module) -> ImgShapesHandle:
             'data_preprocessor, so no image shapes can reach them; build '
             'them into an mmengine BaseModel (a detector / segmentor) or '
             'call set_img_shapes(shapes, batch_shape) before each forward')
+    handles = [
+        owner.data_preprocessor.register_forward_hook(_PassImgShapes(owner))
+        for owner in owners if not _attached(owner.data_preprocessor, owner)
+    ]
     return ImgShapesHandle(handles)
 
 

@@ -132,6 +132,10 @@ def test_attach_refuses_models_it_cannot_serve():
     with pytest.raises(ValueError, match=r"\['SDTV3'\] in Sequential sit "
                        'in no model with a data_preprocessor'):
         attach_img_shapes(nn.Sequential(tiny()))
+    served = Detector(tiny())
+    with pytest.raises(ValueError, match='sit in no model'):
+        attach_img_shapes(nn.Sequential(served, tiny()))
+    assert not served.data_preprocessor._forward_hooks  # all or nothing
     model = Detector(tiny())
     attach_img_shapes(model)
     attach_img_shapes(model)
