@@ -67,12 +67,14 @@ class ToySpikeClassifier(BaseModel):
     ``data_samples`` carrying ``img_shape`` in their ``metainfo``.
     """
 
-    def __init__(self, keep_ratios=1.0, **backbone_kwargs) -> None:
+    def __init__(self, keep_ratios=1.0, pruning_options=None,
+                 **backbone_kwargs) -> None:
         super().__init__()
         from mmtpspike.models import SDTV3
-        self.backbone = SDTV3(arch='t', depths=(1, 1, 2, 1),
-                              pruning=dict(keep_ratios=keep_ratios),
-                              **backbone_kwargs)
+        self.backbone = SDTV3(
+            arch='t', depths=(1, 1, 2, 1),
+            pruning=dict(keep_ratios=keep_ratios, **(pruning_options or {})),
+            **backbone_kwargs)
         self.head = nn.Linear(128, 2)
 
     def forward(self, inputs, data_samples=None, mode='tensor'):

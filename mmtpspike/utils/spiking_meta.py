@@ -39,10 +39,20 @@ def collect_spiking_meta(model: nn.Module) -> dict:
     meta = {}
     for name, module in spiking_backbones(model).items():
         pruner = getattr(module, 'pruner', None)
-        meta[name] = dict(
-            neurons=dict(module.neuron_settings),
-            keep_ratios=None if pruner is None else list(pruner.keep_ratios))
+        meta[name] = dict(neurons=dict(module.neuron_settings),
+                          **pruning_ratios(pruner))
     return meta
+
+
+#: the retention ratios a checkpoint records (and a schedule moves)
+RATIO_FIELDS = ('keep_ratios', 'mlp_keep_ratios', 'conv_keep_ratios')
+
+
+def pruning_ratios(pruner: Optional[nn.Module]) -> dict:
+    """``{field: per-block list or None}`` for :data:`RATIO_FIELDS`; all
+    None without a pruner."""
+    return {field: None if getattr(pruner, field, None) is None else
+            list(getattr(pruner, field)) for field in RATIO_FIELDS}
 
 
 def saved_spiking_meta(checkpoint: dict) -> Optional[dict]:

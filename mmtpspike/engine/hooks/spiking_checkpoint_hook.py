@@ -6,8 +6,10 @@ from mmengine.hooks import Hook
 from mmengine.logging import print_log
 
 from mmtpspike.registry import register_hook
-from mmtpspike.utils.spiking_meta import (META_KEY, check_neuron_settings,
+from mmtpspike.utils.spiking_meta import (META_KEY, RATIO_FIELDS,
+                                          check_neuron_settings,
                                           collect_spiking_meta,
+                                          pruning_ratios,
                                           saved_spiking_meta,
                                           spiking_backbones)
 from .model_access import unwrap_model
@@ -63,27 +65,41 @@ class SpikingCheckpointHook(Hook):
 
     def _reconcile_keep_ratios(self, name: str, module,
                                record: Optional[dict]) -> None:
+        """Apply (or log) the ratios the checkpoint ran with where they
+        differ from the config's (checkpoints before mlp / conv ratios were
+        recorded carry ``keep_ratios`` only)."""
         pruner = getattr(module, 'pruner', None)
-        saved = (record or {}).get('keep_ratios')
-        if pruner is None or saved is None or saved == pruner.keep_ratios:
+        record = record or {}
+        if pruner is None or record.get('keep_ratios') is None:
             return
+        current = pruning_ratios(pruner)
+        saved = {field: record[field] for field in RATIO_FIELDS
+                 if field in record}
+        changed = {field: value for field, value in saved.items()
+                   if value != current[field]}
+        if not changed:
+            return
+        described = '; '.join(
+            f'{field} {_short(value)}' for field, value in changed.items())
         if self.apply_keep_ratios:
             print_log(
-                f'{name}: using the keep ratios saved in the checkpoint '
-                f'{_short(saved)} instead of the config\'s '
-                f'{_short(pruner.keep_ratios)}; give '
+                f'{name}: using the ratios saved in the checkpoint '
+                f'({described}) instead of the config\'s; give '
                 f'--cfg-options model.{name}.pruning.keep_ratios=... to '
                 f'choose others', logger='current', level=logging.WARNING)
-            module.set_keep_ratios(saved)
+            module.set_keep_ratios(**saved)
         else:
+            ours = '; '.join(f'{field} {_short(current[field])}'
+                             for field in changed)
             print_log(
-                f'{name}: the checkpoint ran with keep ratios '
-                f'{_short(saved)}; this run uses {_short(pruner.keep_ratios)}',
-                logger='current', level=logging.WARNING)
+                f'{name}: the checkpoint ran with {described}; this run '
+                f'uses {ours}', logger='current', level=logging.WARNING)
 
 
 def _short(ratios) -> str:
-    """``[0.78] * 8`` -> ``'0.78'``; other lists rounded."""
+    """``[0.78] * 8`` -> ``'0.78'``; other lists rounded; None -> 'unset'."""
+    if ratios is None:
+        return 'unset'
     values = [round(float(r), 4) for r in ratios]
     return str(values[0]) if len(set(values)) == 1 else str(values)
 

@@ -1,4 +1,5 @@
-from .early_stopping import TokenPruner, expand_keep_ratios
+from .config import PruningConfig, PruningLayout, expand_keep_ratios
+from .early_stopping import TokenPruner
 from .restore import (CarryOverRestorer, NeighbourUpdateRestorer, Selection,
                       TokenRecord, TokenRestorer, ZeroRestorer)
 from .scorers import (IRToPScorer, L2NormScorer, RandomScorer, SpatialScorer,
@@ -7,10 +8,10 @@ from .selection import (index_to_mask, keep_counts, mass_counts,
                         select_tokens, valid_token_mask)
 
 __all__ = [
-    'TokenPruner', 'expand_keep_ratios', 'CarryOverRestorer',
-    'NeighbourUpdateRestorer', 'Selection', 'TokenRecord', 'TokenRestorer',
-    'ZeroRestorer', 'IRToPScorer', 'L2NormScorer', 'RandomScorer',
-    'SpatialScorer', 'TemporalScorer', 'TokenScorer', 'normalize_scores',
-    'index_to_mask', 'keep_counts', 'mass_counts', 'select_tokens',
-    'valid_token_mask'
+    'PruningConfig', 'PruningLayout', 'TokenPruner', 'expand_keep_ratios',
+    'CarryOverRestorer', 'NeighbourUpdateRestorer', 'Selection',
+    'TokenRecord', 'TokenRestorer', 'ZeroRestorer', 'IRToPScorer',
+    'L2NormScorer', 'RandomScorer', 'SpatialScorer', 'TemporalScorer',
+    'TokenScorer', 'normalize_scores', 'index_to_mask', 'keep_counts',
+    'mass_counts', 'select_tokens', 'valid_token_mask'
 ]

@@ -14,62 +14,19 @@ Beyond the paper, stopped tokens can also skip the mixer's pointwise convs
 positions only (:class:`~mmtpspike.models.layers.PositionConv2d`).
 """
 from collections import OrderedDict
-from typing import Callable, List, Optional, Sequence, Tuple, Union
+from typing import Callable, List, Optional, Tuple, Union
 
 import torch
 import torch.nn as nn
 from torch.utils.hooks import RemovableHandle
 
 from mmtpspike.registry import TOKEN_RESTORERS, TOKEN_SCORERS
-from .merging import merge_tokens, plan_merges, unmerge_updates
+from .config import PruningConfig, PruningLayout, Ratios
+from .merging import (MergePlan, merge_tokens, plan_merges, repeat_plan,
+                      unmerge_updates)
 from .restore import (Selection, TokenRecord, gather_tokens,
                       scatter_tokens)
 from .selection import keep_counts, mass_counts, select_tokens
-
-MODES = ('per_block', 'cumulative')
-SCORE_ON = ('input', 'mixed')
-ATTENTION_CONTEXTS = ('kept', 'all')
-REDUCTIONS = ('stop', 'merge')
-TEMPORAL_SELECTIONS = ('shared', 'per_timestep')
-
-
-def expand_keep_ratios(keep_ratios: Union[float, Sequence[float]],
-                       blocks_per_stage: Sequence[int],
-                       field: str = 'pruning.keep_ratios') -> List[float]:
-    """Expand keep ratios to one value per transformer block.
-
-    Args:
-        keep_ratios (float | list[float]): one value for all blocks, one per
-            transformer stage, or one per transformer block.
-        blocks_per_stage (list[int]): transformer blocks of each stage.
-        field (str): config field named in errors.
-
-    Returns:
-        list[float]: one ratio per block, each in ``(0, 1]``.
-
-    Raises:
-        ValueError: naming the field on a wrong length or value.
-    """
-    num_blocks = sum(blocks_per_stage)
-    if isinstance(keep_ratios, (int, float)):
-        ratios = [float(keep_ratios)] * num_blocks
-    else:
-        values = [float(r) for r in keep_ratios]
-        if len(values) == num_blocks:
-            ratios = values
-        elif len(values) == len(blocks_per_stage):
-            ratios = [r for r, n in zip(values, blocks_per_stage)
-                      for _ in range(n)]
-        else:
-            raise ValueError(
-                f'{field} has {len(values)} values; give one '
-                f'float, {len(blocks_per_stage)} (one per transformer stage) '
-                f'or {num_blocks} (one per transformer block)')
-    for ratio in ratios:
-        if not 0 < ratio <= 1:
-            raise ValueError(
-                f'{field} values must be in (0, 1], got {ratio}')
-    return ratios
 
 
 def _build(registry, cfg: dict, field: str) -> nn.Module:
@@ -87,24 +44,6 @@ def _build(registry, cfg: dict, field: str) -> nn.Module:
         raise KeyError(f'{field}.type={cfg["type"]!r} is unknown; available: '
                        f'{sorted(registry.module_dict)}')
     return cls(**args)
-
-
-def _check_dynamic(dynamic: Optional[dict]) -> Optional[dict]:
-    """Validate ``pruning.dynamic``; returns it with defaults filled in."""
-    if dynamic is None:
-        return None
-    allowed = {'mass', 'min_ratio', 'max_ratio'}
-    if not isinstance(dynamic, dict) or set(dynamic) - allowed:
-        raise ValueError(f'pruning.dynamic must be a dict with keys '
-                         f'{sorted(allowed)}, got {dynamic!r}')
-    cfg = dict(dict(mass=0.9, min_ratio=0.25, max_ratio=1.0), **dynamic)
-    if not 0 < cfg['mass'] <= 1:
-        raise ValueError(f'pruning.dynamic.mass must be in (0, 1], got '
-                         f'{cfg["mass"]}')
-    if not 0 < cfg['min_ratio'] <= cfg['max_ratio'] <= 1:
-        raise ValueError('pruning.dynamic needs 0 < min_ratio <= max_ratio '
-                         f'<= 1, got {cfg}')
-    return cfg
 
 
 class TokenPruner(nn.Module):
@@ -132,150 +71,79 @@ class TokenPruner(nn.Module):
     train mode they take part in the BN statistics of attention and MLP (a
     small bias; none at test time, where BN uses running statistics).
 
-    Args:
-        block_names (list[str]): Names of the pruned transformer blocks.
-        blocks_per_stage (list[int]): Transformer blocks per stage.
-        keep_ratios (float | list[float]): Retention ratio(s), see
-            :func:`expand_keep_ratios`. 1.0 runs the block densely.
-        scorer (dict): Token scorer config. Default: IRToP.
-        mode (str): ``'per_block'`` (re-score all tokens in every block, as
-            the paper's code) or ``'cumulative'`` (a token stopped in a block
-            stays stopped for the rest of its stage). In both modes
-            ``keep_ratios[l]`` is the share of an image's valid tokens that
-            run block ``l``, so cumulative pruning with uniform ratios stops
-            tokens only in a stage's first block; give decreasing ratios
-            (e.g. ``[0.9, 0.8, 0.7, ...]``) for progressive stopping.
-        temporal_selection (str): For ``T > 1``: ``'shared'`` (one selection
-            from scores averaged over time, required by stateful neurons) or
-            ``'per_timestep'``.
-        restorer (dict): Restorer config. Default: CarryOverRestorer.
-        score_on (str): Which tensor is scored: ``'input'`` (default), the
-            block's input ``X^(l-1)`` as in the paper and the public code;
-            ``'mixed'``, the residual stream after the SepConv mixer (what
-            attention receives).
-        attention_context (str): ``'kept'`` (default, paper) or ``'all'``.
-        mlp_keep_ratios (float | list[float], optional): Retention of the
-            MLP; None = the attention's.
-        dynamic (dict, optional): ``dict(mass=0.9, min_ratio=0.25,
-            max_ratio=1.0)`` for per-image retention; ``keep_ratios`` must
-            then stay 1.0.
-        reduction (str): ``'stop'`` (default, early stopping) or
-            ``'merge'`` (the merging baseline; per-block mode, the default
-            restorer, one retention for attention and MLP).
-        skip_mixer (bool): In transformer blocks, stopped tokens also skip
-            the mixer's pointwise convs (the depthwise conv runs on the full
-            map, where they emit no spikes). Needs ``score_on='input'``.
-            Default: False (the paper: the mixer runs on every token).
-        conv_keep_ratios (float | list[float], optional): Early stopping in
-            the convolutional blocks (``conv_block_names``) with its own
-            retention, one value, one per conv stage or one per conv block:
-            stopped positions skip the block's ``3 x 3`` channel MLP and
-            keep their values after the mixer, which runs on the full map
-            (its pointwise convs are ~5 % of a conv block's MACs; running
-            them sparsely cost more in gathers than it saved, measured in
-            docs/benchmarks/fast_config.md). None (default) runs the conv
-            blocks densely.
-        conv_block_names (list[str]): Names of the convolutional blocks
-            that ``conv_keep_ratios`` can stop (given by the backbone).
-        conv_blocks_per_stage (list[int]): Their number per conv stage.
-        num_timesteps (int): ``T``.
-
     Tokens with equal scores are ranked by position, lowest token index
     first, so a selection never depends on the sort implementation.
+
+    Args:
+        config (PruningConfig | dict): The options, see
+            :class:`~mmtpspike.models.pruning.PruningConfig`.
+        layout (PruningLayout): The backbone's prunable blocks.
     """
 
-    def __init__(self,
-                 block_names: Sequence[str],
-                 blocks_per_stage: Sequence[int],
-                 keep_ratios: Union[float, Sequence[float]] = 1.0,
-                 scorer: Optional[dict] = None,
-                 mode: str = 'per_block',
-                 temporal_selection: str = 'shared',
-                 restorer: Optional[dict] = None,
-                 score_on: str = 'input',
-                 attention_context: str = 'kept',
-                 mlp_keep_ratios: Optional[Union[float,
-                                                 Sequence[float]]] = None,
-                 dynamic: Optional[dict] = None,
-                 reduction: str = 'stop',
-                 skip_mixer: bool = False,
-                 conv_keep_ratios: Optional[Union[float,
-                                                  Sequence[float]]] = None,
-                 conv_block_names: Sequence[str] = (),
-                 conv_blocks_per_stage: Sequence[int] = (),
-                 num_timesteps: int = 1) -> None:
+    def __init__(self, config: Union[PruningConfig, dict],
+                 layout: PruningLayout) -> None:
         super().__init__()
-        for field, value, choices in (
-                ('mode', mode, MODES),
-                ('temporal_selection', temporal_selection,
-                 TEMPORAL_SELECTIONS), ('score_on', score_on, SCORE_ON),
-                ('attention_context', attention_context, ATTENTION_CONTEXTS),
-                ('reduction', reduction, REDUCTIONS)):
-            if value not in choices:
-                raise ValueError(f'pruning.{field} must be one of {choices}, '
-                                 f'got {value!r}')
-        self.block_names = list(block_names)
-        self.blocks_per_stage = list(blocks_per_stage)
-        self.keep_ratios = expand_keep_ratios(keep_ratios,
-                                              self.blocks_per_stage)
-        self.mlp_keep_ratios = None if mlp_keep_ratios is None else \
-            expand_keep_ratios(mlp_keep_ratios, self.blocks_per_stage,
-                               'pruning.mlp_keep_ratios')
-        self.dynamic = _check_dynamic(dynamic)
-        if self.dynamic and (any(r < 1 for r in self.keep_ratios) or
-                             mlp_keep_ratios is not None):
-            raise ValueError('pruning.dynamic sets the retention per image; '
-                             'leave keep_ratios at 1.0 and mlp_keep_ratios '
-                             'unset')
-        if reduction == 'merge' and (
-                mode != 'per_block' or self.dynamic or
-                mlp_keep_ratios is not None or
-                (restorer or {}).get('type', 'CarryOverRestorer') !=
-                'CarryOverRestorer'):
-            raise ValueError(
-                "pruning.reduction='merge' merges and unmerges tokens itself: "
-                "use it with mode='per_block', the default restorer, no "
-                'dynamic retention and no mlp_keep_ratios')
-        if skip_mixer and score_on != 'input':
-            raise ValueError(
-                "pruning.skip_mixer=True lets stopped tokens skip the mixer, "
-                "so they must be chosen before it: use score_on='input'")
-        if skip_mixer and reduction == 'merge':
-            raise ValueError("pruning.skip_mixer does not apply to "
-                             "reduction='merge'")
-        self.skip_mixer = skip_mixer
-        self.conv_block_names = list(conv_block_names)
-        self.conv_keep_ratios = None
-        if conv_keep_ratios is not None:
-            if not self.conv_block_names:
-                raise ValueError(
-                    'pruning.conv_keep_ratios is set, but this backbone has '
-                    'no convolutional blocks that can stop tokens; remove it')
-            if self.dynamic:
-                raise ValueError('pruning.dynamic applies to the transformer '
-                                 'blocks only; leave conv_keep_ratios unset')
-            self.conv_keep_ratios = expand_keep_ratios(
-                conv_keep_ratios, list(conv_blocks_per_stage),
-                'pruning.conv_keep_ratios')
-        self.reduction = reduction
-        self.mode = mode
-        self.temporal_selection = temporal_selection
-        self.score_on = score_on
-        self.attention_context = attention_context
-        self.num_timesteps = num_timesteps
-        self.scorer = _build(TOKEN_SCORERS, scorer or dict(type='IRToPScorer'),
+        self.layout = layout
+        self._apply_config(PruningConfig.from_dict(config))
+        self.scorer = _build(TOKEN_SCORERS,
+                             self.config.scorer or dict(type='IRToPScorer'),
                              'pruning.scorer')
-        self.restorer = _build(TOKEN_RESTORERS,
-                               restorer or dict(type='CarryOverRestorer'),
-                               'pruning.restorer')
+        self.restorer = _build(
+            TOKEN_RESTORERS,
+            self.config.restorer or dict(type='CarryOverRestorer'),
+            'pruning.restorer')
         self.records: List[TokenRecord] = []
         self._callbacks: OrderedDict = OrderedDict()
 
-    def set_keep_ratios(self, keep_ratios: Union[float,
-                                                 Sequence[float]]) -> None:
-        """Change the retention ratios (e.g. from a schedule hook)."""
-        self.keep_ratios = expand_keep_ratios(keep_ratios,
-                                              self.blocks_per_stage)
+    def _apply_config(self, config: PruningConfig) -> None:
+        """Resolve ``config`` against the layout (every check) and use it."""
+        self.keep_ratios, self.mlp_keep_ratios, self.conv_keep_ratios = \
+            config.block_ratios(self.layout)
+        self.config = config
+
+    def set_keep_ratios(self, keep_ratios: Ratios, **ratios) -> None:
+        """Change the retention ratios (e.g. from a schedule hook).
+
+        The new ratios pass every check of a new config: with ``dynamic``
+        retention a ratio below 1 is an error, never silently ignored.
+
+        Args:
+            keep_ratios (float | list[float]): New ``keep_ratios``.
+            **ratios: New ``mlp_keep_ratios`` and / or ``conv_keep_ratios``
+                (None unsets them); those not given stay as they are.
+        """
+        self._apply_config(self.config.replace_ratios(
+            keep_ratios=keep_ratios, **ratios))
+
+    @property
+    def block_names(self) -> List[str]:
+        """Names of the pruned transformer blocks."""
+        return list(self.layout.block_names)
+
+    @property
+    def blocks_per_stage(self) -> List[int]:
+        """Transformer blocks per prunable stage."""
+        return list(self.layout.blocks_per_stage)
+
+    @property
+    def conv_block_names(self) -> List[str]:
+        """Names of the conv blocks ``conv_keep_ratios`` can stop."""
+        return list(self.layout.conv_block_names)
+
+    @property
+    def num_timesteps(self) -> int:
+        """``T``."""
+        return self.layout.num_timesteps
+
+    @property
+    def dynamic(self) -> Optional[dict]:
+        """``pruning.dynamic`` with its defaults, or None."""
+        return self.config.dynamic
+
+    @property
+    def skip_mixer(self) -> bool:
+        """``pruning.skip_mixer``."""
+        return self.config.skip_mixer
 
     def register_record_hook(
             self, hook: Callable[[TokenRecord], None]) -> RemovableHandle:
@@ -301,7 +169,8 @@ class TokenPruner(nn.Module):
         """Token scores ``[R, N]``, averaged over time for a shared
         selection."""
         scores = self.scorer(x, self.num_timesteps, valid)
-        if self.num_timesteps > 1 and self.temporal_selection == 'shared':
+        if self.num_timesteps > 1 and \
+                self.config.temporal_selection == 'shared':
             per_image = scores.view(self.num_timesteps, -1,
                                     scores.shape[1]).mean(0)
             scores = per_image.repeat(self.num_timesteps, 1)
@@ -343,7 +212,7 @@ class TokenPruner(nn.Module):
         """
         kept = gather_tokens(tokens, selection) if mixed is None else mixed
         context = context_mask = None
-        if self.attention_context == 'all':
+        if self.config.attention_context == 'all':
             context = tokens if mixed is None else scatter_tokens(
                 tokens, mixed, selection)
             context_mask = selection.valid
@@ -356,16 +225,30 @@ class TokenPruner(nn.Module):
         kept = block.mlp_residual(gather_tokens(tokens, mlp_selection))
         return self.restorer(tokens, kept, mlp_selection)
 
+    def _merge_plan(self, tokens: torch.Tensor, keep: float,
+                    valid: torch.Tensor,
+                    spatial_shape: Tuple[int, int]) -> MergePlan:
+        """Merge plan of ``tokens: [R, C, N]``: one per image, matched on its
+        time-averaged tokens, for a shared temporal selection; one per row
+        otherwise."""
+        steps = self.num_timesteps
+        if steps == 1 or self.config.temporal_selection == 'per_timestep':
+            return plan_merges(tokens, keep, valid, spatial_shape)
+        per_image = tokens.view(steps, -1, *tokens.shape[1:]).mean(0)
+        plan = plan_merges(per_image, keep, valid[:per_image.shape[0]],
+                           spatial_shape)
+        return repeat_plan(plan, steps)
+
     def _merge_block(self, block: nn.Module, x: torch.Tensor, keep: float,
                      valid: torch.Tensor, record: dict) -> torch.Tensor:
         """The merging baseline: merge, run the representatives, unmerge."""
         rows, channels, height, width = x.shape
         tokens = block.mix(x).flatten(2)
-        plan = plan_merges(tokens, keep, valid, (height, width))
+        plan = self._merge_plan(tokens, keep, valid, (height, width))
         merged = merge_tokens(tokens, plan)
         selection = plan.selection
         context = context_mask = None
-        if self.attention_context == 'all':
+        if self.config.attention_context == 'all':
             context, context_mask = tokens, valid
         processed = block.transform_tokens(
             gather_tokens(merged, selection),
@@ -422,16 +305,17 @@ class TokenPruner(nn.Module):
             self._record(TokenRecord(
                 kept=active.view(rows, height, width), **record))
             return block(x), active
-        if self.reduction == 'merge' and not conv:
+        if self.config.reduction == 'merge' and not conv:
             return self._merge_block(block, x, keep, valid, record), active
         scores = None
-        if self._needs_scores(keep, mlp_keep) and self.score_on == 'input':
+        if self._needs_scores(keep, mlp_keep) and \
+                self.config.score_on == 'input':
             scores = self._scores(x, valid)
         sparse_mixer = self.skip_mixer and not conv
         if not sparse_mixer:
             x = block.mix(x)
             if self._needs_scores(keep, mlp_keep) and \
-                    self.score_on == 'mixed':
+                    self.config.score_on == 'mixed':
                 scores = self._scores(x, valid)
         selection = self._select(scores, keep, valid, active, (height, width))
         mixed = block.mix_at(x, selection) if sparse_mixer else None
@@ -452,6 +336,6 @@ class TokenPruner(nn.Module):
             mlp_kept=None if mlp_selection is None else
             mlp_selection.kept_map().view(rows, height, width),
             **record))
-        if self.mode == 'cumulative':
+        if self.config.mode == 'cumulative':
             active = kept_map
         return out.view(rows, channels, height, width), active

@@ -19,6 +19,10 @@ def test_retention_schedule_values():
         RetentionScheduleHook(target=0.5, begin=3, end=3)
     with pytest.raises(ValueError, match='target'):
         RetentionScheduleHook(target=1.5)
+    with pytest.raises(ValueError, match='mlp_keep_ratios'):
+        RetentionScheduleHook(target=0.5, mlp_target=0.0)
+    both = RetentionScheduleHook(target=0.5, conv_target=0.8, end=4)
+    assert both.ratios_at(2, 'conv_keep_ratios') == pytest.approx(0.9)
 
 
 def test_retention_schedule_in_training(tmp_path):
@@ -37,6 +41,36 @@ def test_retention_schedule_in_training(tmp_path):
     assert backbone.pruner.keep_ratios == [0.5, 0.5, 0.5]
     scalars = runner.message_hub.get_scalar('train/keep_ratio_target')
     assert scalars.current() == pytest.approx(0.5)
+
+
+def test_retention_schedule_moves_the_mlp_ratios_too(tmp_path):
+    cfg = toy_pruning_runner_cfg(
+        str(tmp_path), [dict(type='RetentionScheduleHook', target=0.5,
+                             mlp_target=0.75, begin=0, end=4)],
+        max_iters=6, pruning_options=dict(mlp_keep_ratios=1.0))
+    runner = Runner(**cfg)
+    runner.train()
+    pruner = runner.model.backbone.pruner
+    assert pruner.keep_ratios == [0.5] * 3
+    assert pruner.mlp_keep_ratios == [0.75] * 3
+
+
+@pytest.mark.parametrize('hook, options, message', [
+    (dict(target=0.5), dict(mlp_keep_ratios=1.0), 'give .*mlp_target'),
+    (dict(target=0.5), dict(conv_keep_ratios=1.0), 'give .*conv_target'),
+    (dict(target=0.5, mlp_target=0.5), {}, 'no pruning.mlp_keep_ratios'),
+    (dict(target=0.5), dict(dynamic=dict(mass=0.8)),
+     'cannot schedule pruning.dynamic'),
+])
+def test_retention_schedule_refuses_what_it_cannot_schedule(
+        tmp_path, hook, options, message):
+    """It never leaves a ratio behind: it used to set keep_ratios only, and
+    set_keep_ratios was silently ignored under dynamic retention."""
+    cfg = toy_pruning_runner_cfg(
+        str(tmp_path), [dict(type='RetentionScheduleHook', **hook)],
+        max_iters=1, pruning_options=options)
+    with pytest.raises(ValueError, match=message):
+        Runner(**cfg).train()
 
 
 def test_token_stats_in_log(tmp_path):

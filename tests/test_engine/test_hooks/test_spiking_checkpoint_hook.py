@@ -39,7 +39,8 @@ def test_meta_records_neurons_and_reached_ratios(scheduled_checkpoint):
     assert meta == {
         'backbone': dict(
             neurons=dict(type='MultiSpike', max_spikes=4, num_timesteps=1),
-            keep_ratios=[0.5, 0.5, 0.5])
+            keep_ratios=[0.5, 0.5, 0.5], mlp_keep_ratios=None,
+            conv_keep_ratios=None)
     }
 
 
@@ -59,8 +60,29 @@ def test_saved_ratios_are_only_logged_by_default(tmp_path, monkeypatch,
     runner = _loading_runner(tmp_path, scheduled_checkpoint)
     runner.load_or_resume()
     assert runner.model.backbone.pruner.keep_ratios == [1.0, 1.0, 1.0]
-    assert logged == ['backbone: the checkpoint ran with keep ratios 0.5; '
-                      'this run uses 1.0']
+    assert logged == ['backbone: the checkpoint ran with keep_ratios 0.5; '
+                      'this run uses keep_ratios 1.0']
+
+
+def test_saved_mlp_ratios_are_applied_too(tmp_path):
+    """A schedule moves mlp_keep_ratios as well; testing the checkpoint
+    applies the ratios it reached, all of them."""
+    cfg = toy_pruning_runner_cfg(
+        str(tmp_path / 'train'),
+        [dict(type='RetentionScheduleHook', target=0.5, mlp_target=0.75,
+              begin=0, end=2),
+         dict(type='SpikingCheckpointHook')], max_iters=3,
+        pruning_options=dict(mlp_keep_ratios=1.0))
+    cfg['default_hooks']['checkpoint'] = dict(
+        type='CheckpointHook', interval=3, by_epoch=False)
+    Runner(**cfg).train()
+    runner = _loading_runner(
+        tmp_path / 'test', str(tmp_path / 'train' / 'iter_3.pth'),
+        dict(apply_keep_ratios=True),
+        pruning_options=dict(mlp_keep_ratios=1.0))
+    runner.load_or_resume()
+    assert runner.model.backbone.pruner.keep_ratios == [0.5] * 3
+    assert runner.model.backbone.pruner.mlp_keep_ratios == [0.75] * 3
 
 
 @pytest.mark.parametrize('model_args', [
