@@ -12,7 +12,10 @@ order) into sets A and B, every A token points to its most similar B token
 (cosine of the features), and the ``r = N_valid - K`` A tokens with the
 most similar partners are merged (``r`` is at most ``|A|``, so at most
 half the tokens merge in one block). A merged token is the mean of its
-group.
+group. With ``T > 1`` timesteps of an image, one plan (matched on the
+time-averaged tokens, :func:`repeat_plan`) serves all of them, as one token
+selection does for early stopping: a slot of a stateful (LIF) neuron then
+holds the same group at every timestep.
 """
 from dataclasses import dataclass
 
@@ -82,6 +85,18 @@ def plan_merges(tokens: torch.Tensor, keep: float, valid: torch.Tensor,
         representatives)
     return MergePlan(Selection(index, slot_mask, valid, spatial_shape),
                      destination, group_size)
+
+
+def repeat_plan(plan: MergePlan, times: int) -> MergePlan:
+    """The plan of ``B`` rows for ``times * B`` timestep-major rows (row
+    ``t * B + b`` follows row ``b``), so every timestep of an image merges
+    the same tokens into the same representatives."""
+    selection = plan.selection
+    return MergePlan(
+        Selection(selection.index.repeat(times, 1),
+                  selection.slot_mask.repeat(times, 1),
+                  selection.valid.repeat(times, 1), selection.spatial_shape),
+        plan.destination.repeat(times, 1), plan.group_size.repeat(times, 1))
 
 
 def merge_tokens(tokens: torch.Tensor, plan: MergePlan) -> torch.Tensor:

@@ -202,6 +202,25 @@ def test_merge_at_every_token_is_dense():
         assert max_difference(dense(x), merged(x)) <= 1e-5
 
 
+def test_merge_plan_is_shared_by_the_timesteps_of_an_image():
+    """T = 2 with LIF neurons: the timesteps of an image merge the same
+    tokens (per-row plans differed between timesteps in every block, and a
+    LIF slot carried one token's membrane state into another's)."""
+    from mmtpspike.models.backbones import Spikformer
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 64, 96)
+    model = activate(Spikformer(
+        embed_dims=32, depth=2, num_heads=4, num_timesteps=2,
+        pruning=dict(keep_ratios=0.75, reduction='merge')), x)
+    with torch.no_grad():
+        model(x)
+    assert len(model.token_records) == 2
+    for record in model.token_records:
+        first, second = record.kept.view(2, 2, -1)
+        assert torch.equal(first, second)
+        assert 0 < first.float().mean() < 1
+
+
 def test_merge_refuses_options_it_cannot_honour():
     with pytest.raises(ValueError, match="reduction='merge'"):
         SDTV3(**TINY, pruning=dict(keep_ratios=0.5, reduction='merge',
