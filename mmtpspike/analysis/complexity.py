@@ -11,9 +11,10 @@
   ``N`` queries over ``M`` keys (``M = N`` unless stopped tokens give
   context) and ``(q k^T) v`` ``N M (C + C_v)``; the QKFormer, SDT-V1 and
   Spikformer attentions declare theirs;
-* the token scorers (box filter ``k^2 C N`` adds + cosine ``3 C N``; temporal
-  ``C N``) and, for the merging baseline, its ``N^2 C`` similarity matrix,
-  so token reduction pays for its own overhead.
+* the token scorers (box filter ``k^2 C N`` adds + cosine ``3 C N``; the
+  ``reference`` variant's dense conv ``k^2 C^2 N``; temporal ``C N``) and,
+  for the merging baseline, its ``N^2 C`` similarity matrix, so token
+  reduction pays for its own overhead.
 
 Norm layers are not counted (they are folded into the convs at inference,
 see ``SDTV3.fuse``); gather / scatter move memory and cost no MACs.
@@ -71,7 +72,8 @@ def scorer_macs(scorer: nn.Module, x: torch.Tensor, num_timesteps: int) -> int:
         window = scorer.window_size**2
         if scorer.variant == 'paper':
             return (window + 3) * elements
-        return elements + window * elements // x.shape[1] + 3 * elements
+        # the public code's dense all-ones C x C x k x k conv
+        return (window * x.shape[1] + 3) * elements
     if isinstance(scorer, TemporalScorer):
         return elements
     if isinstance(scorer, RandomScorer):
@@ -210,7 +212,8 @@ class MacCounter:
                     self._add(name + '.matmul', mod, macs, tokens,
                               self._spike_means.get(id(neuron)))
             return count_attention
-        if isinstance(module, TokenPruner) and module.reduction == 'merge':
+        if isinstance(module, TokenPruner) and \
+                module.config.reduction == 'merge':
             def count_matching(mod, args, out):
                 # bipartite matching: the N x N cosine similarity per row
                 rows, channels, height, width = args[1].shape

@@ -113,26 +113,32 @@ class SpatialScorer(TokenScorer):
     scores 0 (the lowest score, ``cos := 1``); a non-zero token whose window
     mean is zero scores 1 (``cos := 0``).
 
-    ``variant='reference'``: reproduces the public TP-Spikformer code, which
-    convolves with a dense all-ones ``C x C x k x k`` kernel (zero padding):
-    every channel of ``y`` is the window sum over *all* channels, so the score
-    is ``1 - sign(Y) * sum_c(x_c) / (sqrt(C) |x|)``. Computed here at the same
-    cheap cost (channel sum + box filter), with identical results. Tokens
-    outside the image count as zero padding, and zero-norm tokens score 1, as
-    in the public code (``cosine_similarity`` of a zero vector is 0).
+    ``variant='reference'``: the public TP-Spikformer code's arithmetic,
+    operation for operation, for reproducing its selections: a dense
+    all-ones ``C x C x k x k`` kernel divided by ``k^2`` (zero padding), so
+    every channel of ``y`` is the window sum over *all* channels over
+    ``k^2``; ``cosine_similarity(dim=1, eps=1e-6)`` on ``[R, C, N]``; the
+    raw score is ``-cos`` (the same ranking as ``1 - cos``, and the same
+    floats after the default softmax, so tokens tied there are tied here).
+    Spiking maps have many exactly tied scores, so computing the same
+    quantity by another float path would break ties differently. Costs
+    ``O(C^2 k^2 N)``: a reference, not a fast path. Tokens outside the image
+    count as zero padding.
 
     Args:
         window_size (int): ``k``, odd. Default: 3.
         variant (str): ``'paper'`` (default) or ``'reference'``.
         normalize (str): See :func:`normalize_scores`.
-        eps (float): Guard of the cosine's denominator. Default: 1e-8.
+        eps (float, optional): Guard of the cosine's denominator. Default:
+            None, the variant's own (1e-8 for ``'paper'``, the public
+            code's 1e-6 for ``'reference'``).
     """
 
     def __init__(self,
                  window_size: int = 3,
                  variant: str = 'paper',
                  normalize: str = 'softmax',
-                 eps: float = 1e-8) -> None:
+                 eps: Optional[float] = None) -> None:
         super().__init__(normalize)
         if window_size < 1 or window_size % 2 == 0:
             raise ValueError(
@@ -142,7 +148,10 @@ class SpatialScorer(TokenScorer):
                              f'got {variant!r}')
         self.window_size = window_size
         self.variant = variant
-        self.eps = eps
+        self.eps = self.default_eps[variant] if eps is None else eps
+
+    #: cosine guard of each variant (the public code's for ``reference``)
+    default_eps = dict(paper=1e-8, reference=1e-6)
 
     def _window_sum(self, x: torch.Tensor) -> torch.Tensor:
         """Zero-padded ``k x k`` box sum per channel: ``[R, C, H, W]``."""
@@ -158,10 +167,7 @@ class SpatialScorer(TokenScorer):
             valid = valid.view(x.shape[0], 1, *x.shape[2:]).to(x.dtype)
             x = x * valid
         if self.variant == 'reference':
-            window_sum = self._window_sum(x.sum(1, keepdim=True))
-            cos = F.cosine_similarity(
-                x, window_sum.expand_as(x), dim=1, eps=self.eps)
-            return (1 - cos).flatten(1)
+            return -self._public_cosine(x)
         counts = self._window_sum(
             torch.ones_like(x[:, :1]) if valid is None else valid)
         local = self._window_sum(x) / counts.clamp_min(1)
@@ -170,6 +176,14 @@ class SpatialScorer(TokenScorer):
         cos = torch.where(local_norm > self.eps, cos, torch.zeros_like(cos))
         cos = torch.where(x_norm > self.eps, cos, torch.ones_like(cos))
         return (1 - cos).flatten(1)
+
+    def _public_cosine(self, x: torch.Tensor) -> torch.Tensor:
+        """The public code's ``cos(x, y)``: ``[R, C, H, W]`` -> ``[R, N]``."""
+        channels, k = x.shape[1], self.window_size
+        kernel = x.new_ones(channels, channels, k, k) / float(k * k)
+        local_mean = F.conv2d(x, kernel, padding=k // 2)
+        return F.cosine_similarity(x.flatten(2), local_mean.flatten(2),
+                                   dim=1, eps=self.eps)
 
 
 @TOKEN_SCORERS.register_module()

@@ -9,21 +9,26 @@ from mmtpspike.models.pruning import (IRToPScorer, L2NormScorer, RandomScorer,
 
 
 def public_reference_score(x, window):
-    """Direct re-implementation of the public TP-Spikformer formula: a dense
-    all-ones C x C x k x k conv (zero padding), then 1 - cosine."""
-    channels = x.shape[1]
-    weight = torch.ones(channels, channels, window, window)
-    local = F.conv2d(x, weight, padding=window // 2)
-    return (1 - F.cosine_similarity(x, local, dim=1)).flatten(1)
+    """The public TP-Spikformer ``LocalSpatialSimilarity``, in its order of
+    operations: a dense all-ones C x C x k x k conv over k^2 (zero padding),
+    ``CosineSimilarity(dim=1, eps=1e-6)`` on ``[B, C, N]``, softmax of
+    ``-cos``."""
+    batch, channels = x.shape[:2]
+    kernel = torch.ones(channels, channels, window, window) / float(window**2)
+    local_mean = F.conv2d(x, kernel, padding=window // 2)
+    cosine = torch.nn.CosineSimilarity(dim=1, eps=1e-6)
+    sim = cosine(x.view(batch, channels, -1),
+                 local_mean.view(batch, channels, -1))
+    return F.softmax(-sim, dim=1)
 
 
 @pytest.mark.parametrize('window', [3, 7])
-def test_reference_variant_matches_public_formula(window):
+def test_reference_variant_is_the_public_arithmetic(window):
+    """Bit for bit, on spike-like input full of exact ties."""
     torch.manual_seed(0)
-    x = torch.randn(2, 16, 9, 13)
-    scorer = SpatialScorer(window, variant='reference', normalize='none')
-    torch.testing.assert_close(scorer(x), public_reference_score(x, window),
-                               rtol=1e-4, atol=1e-5)
+    x = torch.randint(0, 3, (2, 16, 9, 13)).float() / 4
+    scorer = SpatialScorer(window, variant='reference')
+    assert torch.equal(scorer(x), public_reference_score(x, window))
 
 
 def test_paper_variant_is_per_channel_local_mean():
