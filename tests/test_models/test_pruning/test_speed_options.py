@@ -174,13 +174,19 @@ def test_conv_stopping_trains():
 
 
 def test_fused_channels_last_pruning_equals_eval_mode():
+    """In float64: in float32 the folded BN's rounding moves pre-activations
+    of the active network across multi-spike rounding steps (5 % of stage 1
+    differed on an AMD EPYC's oneDNN kernels), and a flipped spike changes
+    every selection after it; float64 leaves the fused network equal to
+    eval mode up to 1e-13, so any folding error shows."""
     _, pruned, x = active_pair(keep_ratios=0.5, conv_keep_ratios=0.5,
                                skip_mixer=True)
+    pruned, x = pruned.double(), x.double()
     with torch.no_grad():
         expected = pruned(x)
         pruned.fuse()
         got = pruned(x.contiguous(memory_format=torch.channels_last))
-    assert max_difference(expected, got) <= 1e-4
+    assert max_difference(expected, got) <= 1e-10
 
 
 @pytest.mark.parametrize('pruning,match', [
