@@ -6,8 +6,8 @@
 custom_imports = dict(imports=['mmtpspike'], allow_failed_imports=False)
 
 # Official SDT-V3 ImageNet checkpoint, supplied by the user (relative to the
-# working directory). When the file is absent the backbone trains from scratch
-# with a warning.
+# working directory). A missing file is an error that names the fix; set
+# model.backbone.init_cfg=None to train from scratch on purpose.
 pretrained = 'checkpoints/sdtv3_l_imagenet.pth'
 embed_dims = [64, 128, 256, 360]
 # stage4_stride=2 gives a true stride-32 fourth map, so the four maps have the
