@@ -1,4 +1,6 @@
 """A tiny mmengine model / dataset for runner-level tests."""
+import uuid
+
 import torch
 import torch.nn as nn
 from mmengine.model import BaseModel
@@ -57,6 +59,9 @@ def toy_runner_cfg(work_dir: str, max_iters: int = 4) -> dict:
                             by_epoch=False),
             logger=dict(type='LoggerHook', interval=1)),
         randomness=dict(seed=0),
+        # mmengine names the logger after the start second by default, so
+        # two runners started in one second would share one log file
+        experiment_name=f'toy_{uuid.uuid4().hex}',
         default_scope='mmengine')
 
 
