@@ -3,12 +3,14 @@ import doctest
 
 import pytest
 
-from mmtpspike.models.backbones import qkformer, sdtv1, sdtv3, spikformer
+from mmtpspike.models.backbones import (prunable, qkformer, sdtv1, sdtv3,
+                                        spikformer)
 from mmtpspike.models.necks import simple_pyramid, spike_fpn
 
 
 @pytest.mark.parametrize(
-    'module', [qkformer, sdtv1, sdtv3, spikformer, simple_pyramid, spike_fpn],
+    'module',
+    [prunable, qkformer, sdtv1, sdtv3, spikformer, simple_pyramid, spike_fpn],
     ids=lambda m: m.__name__)
 def test_docstring_examples(module):
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)

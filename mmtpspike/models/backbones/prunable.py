@@ -42,13 +42,18 @@ class PrunableStage(NamedTuple):
     Attributes:
         index (int): The backbone's stage index (``TokenRecord.stage_index``).
         name (str): Module path of the block list, e.g. ``'stages.2.blocks'``.
-        blocks (nn.ModuleList): The blocks, in order.
+        blocks (nn.ModuleList): The blocks, in order (may be empty).
         stride (int): Token stride w.r.t. the input image.
+        entry (nn.Module, optional): The layer that makes the stage's token
+            grid from the previous map (patch embedding or down-sampling),
+            run on the full map by :meth:`PrunableBackbone.forward`; None =
+            the blocks read the previous map directly.
     """
     index: int
     name: str
     blocks: nn.ModuleList
     stride: int
+    entry: Optional[nn.Module] = None
 
 
 def _block_names(stages: Sequence[PrunableStage]) -> List[str]:
@@ -67,12 +72,53 @@ class ForwardState(NamedTuple):
 class PrunableBackbone(BaseModule):
     """Base class of the prunable spiking backbones.
 
-    Subclasses build their layers, call :meth:`init_pruning` at the end of
-    ``__init__``, implement :meth:`prunable_stages`, and in ``forward`` call
-    :meth:`begin_forward` once and :meth:`run_stage` for each prunable block
-    list (plain blocks run as usual). Freezing (:meth:`_frozen_modules`,
-    ``norm_eval``) and ``init_cfg=dict(type='Pretrained', checkpoint=...)``
-    (:meth:`load_pretrained`) are handled here too.
+    Subclasses build their layers, list them with :meth:`forward_stages`,
+    and call :meth:`init_pruning` and :meth:`init_freezing` at the end of
+    ``__init__``; the forward (timestep folding, each stage's entry layer
+    and blocks, token early stopping, the maps of :attr:`out_indices`
+    averaged over ``T``) is written here once. Every stage with blocks that
+    is not in :meth:`conv_prunable_stages` is prunable unless
+    :meth:`prunable_stages` says otherwise.
+
+    Freezing has one meaning in every backbone: ``frozen_stages = -1``
+    freezes nothing, ``n >= 0`` the embedding and the first ``n`` stages of
+    :meth:`freezable_stages` (the blocks, for single-stage backbones such as
+    SDT-V1 and Spikformer); frozen modules stay in eval mode without
+    gradients, and ``norm_eval`` keeps every norm layer in eval mode.
+    ``init_cfg=dict(type='Pretrained', checkpoint=...)`` loads through
+    :meth:`load_pretrained`.
+
+    Example:
+        >>> import torch
+        >>> import torch.nn as nn
+        >>> from mmtpspike.models.backbones.prunable import (
+        ...     PrunableBackbone, PrunableStage)
+        >>> from mmtpspike.models.layers import TokenBlock
+        >>> class Block(TokenBlock):
+        ...     def __init__(self, channels):
+        ...         super().__init__()
+        ...         self.attn = lambda tokens, *masks_and_context: tokens
+        ...         self.mlp = nn.Conv1d(channels, channels, 1)
+        >>> class Toy(PrunableBackbone):
+        ...     out_indices = (0, )
+        ...     def __init__(self, pruning=None, frozen_stages=-1):
+        ...         super().__init__(1, dict(type='MultiSpike'))
+        ...         self.embed = nn.Conv2d(3, 8, 4, stride=4)
+        ...         self.blocks = nn.ModuleList([Block(8), Block(8)])
+        ...         self.init_pruning(pruning)
+        ...         self.init_freezing(frozen_stages, norm_eval=False)
+        ...     def forward_stages(self):
+        ...         return [PrunableStage(0, 'blocks', self.blocks, 4,
+        ...                               self.embed)]
+        ...     def freezable_stages(self):
+        ...         return self.embed, self.blocks
+        >>> model = Toy(pruning=dict(keep_ratios=0.5), frozen_stages=0)
+        >>> [tuple(out.shape) for out in model(torch.rand(2, 3, 32, 48))]
+        [(2, 8, 8, 12)]
+        >>> [int(record.kept.sum()) for record in model.token_records]
+        [96, 96]
+        >>> model.embed.weight.requires_grad
+        False
 
     Args:
         num_timesteps (int): ``T``.
@@ -98,15 +144,28 @@ class PrunableBackbone(BaseModule):
         self._warned_padding = False
         self.pruner = None
         self.padding_runner = None
+        self.frozen_stages = -1
         self.norm_eval = False
 
     #: what ``init_cfg`` of type Pretrained expects, named in its errors
     pretrained_weights = 'ImageNet weights'
 
+    #: indices (``PrunableStage.index``) of the stages whose maps
+    #: :meth:`forward` returns, in forward order
+    out_indices: Tuple[int, ...] = (0, )
+
     # ---------------------------------------------------------- declaration
-    def prunable_stages(self) -> List[PrunableStage]:
-        """The prunable block lists, in forward order."""
+    def forward_stages(self) -> List[PrunableStage]:
+        """Every stage, in forward order, each with its entry layer."""
         raise NotImplementedError
+
+    def prunable_stages(self) -> List[PrunableStage]:
+        """The prunable block lists, in forward order: by default every
+        stage of :meth:`forward_stages` with blocks, except the
+        convolutional ones of :meth:`conv_prunable_stages`."""
+        conv = {stage.name for stage in self.conv_prunable_stages()}
+        return [stage for stage in self.forward_stages()
+                if len(stage.blocks) and stage.name not in conv]
 
     def conv_prunable_stages(self) -> List[PrunableStage]:
         """The convolutional block lists that ``pruning.conv_keep_ratios``
@@ -145,9 +204,37 @@ class PrunableBackbone(BaseModule):
             num_timesteps=self.num_timesteps, **pruning)
 
     # ------------------------------------------------- freezing and weights
+    def freezable_stages(self) -> Tuple[nn.Module, Sequence[nn.Module]]:
+        """The embedding (everything before the first stage) and the stages
+        (or blocks) that ``frozen_stages`` counts, in forward order."""
+        raise NotImplementedError(f'{type(self).__name__} cannot freeze '
+                                  'stages')
+
+    def init_freezing(self, frozen_stages: int, norm_eval: bool) -> None:
+        """Check and apply the freezing arguments (after building layers).
+
+        Args:
+            frozen_stages (int): -1 freezes nothing, ``n`` in ``[0,
+                num_stages]`` the embedding and the first ``n`` stages of
+                :meth:`freezable_stages`.
+            norm_eval (bool): Keep norm layers in eval mode while training.
+        """
+        if frozen_stages != -1:
+            num_stages = len(self.freezable_stages()[1])
+            if not 0 <= frozen_stages <= num_stages:
+                raise ValueError(f'frozen_stages must be in [-1, '
+                                 f'{num_stages}], got {frozen_stages}')
+        self.frozen_stages = frozen_stages
+        self.norm_eval = norm_eval
+        self._freeze()
+
     def _frozen_modules(self) -> List[nn.Module]:
-        """Modules kept frozen (eval mode, no gradients); none by default."""
-        return []
+        """Modules kept frozen (eval mode, no gradients): the embedding and
+        the first ``frozen_stages`` stages; none for -1."""
+        if self.frozen_stages < 0:
+            return []
+        embedding, stages = self.freezable_stages()
+        return [embedding] + list(stages[:self.frozen_stages])
 
     def _freeze(self) -> None:
         for module in self._frozen_modules():
@@ -255,6 +342,38 @@ class PrunableBackbone(BaseModule):
         if self.num_timesteps == 1:
             return x
         return x.view(self.num_timesteps, -1, *x.shape[1:]).mean(0)
+
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        """Extract features.
+
+        Args:
+            x (Tensor): ``[B, C, H, W]`` images (repeated ``T`` times) or
+                ``[B, T, C, H, W]`` frames.
+
+        Returns:
+            tuple[Tensor]: ``[B, C_i, H_i, W_i]`` maps (averaged over ``T``)
+            of the stages in :attr:`out_indices`, in forward order.
+        """
+        state = self.begin_forward(x)
+        x = self.to_timesteps(x)
+        pruned = {stage.name for stage in
+                  self.conv_prunable_stages() + self.prunable_stages()}
+        outs = []
+        for stage in self.forward_stages():
+            if stage.entry is not None:
+                x = stage.entry(x)
+            if stage.name in pruned:
+                x = self.run_stage(stage, x, state)
+            else:
+                for block in stage.blocks:
+                    x = block(x)
+            if self.is_output(stage):
+                outs.append(self.merge_timesteps(x))
+        return tuple(outs)
+
+    def is_output(self, stage: PrunableStage) -> bool:
+        """Whether :meth:`forward` returns the map of ``stage``."""
+        return stage.index in self.out_indices
 
     def begin_forward(self, x: torch.Tensor) -> ForwardState:
         """Consume the image shapes, pick the token runner, reset records.

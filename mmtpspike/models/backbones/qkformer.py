@@ -75,8 +75,9 @@ class QKFormer(PrunableBackbone):
         norm_cfg (dict): Norm config. Default: ``dict(type='BN')``.
         drop_path_rate (float): Stochastic depth, linear over all blocks
             (the public code defines but does not apply it). Default: 0.
-        frozen_stages (int): -1 freezes nothing, 0 the stem and first patch
-            embedding, ``i`` stages 1..i (embeddings and blocks).
+        frozen_stages (int): -1 freezes nothing, ``n`` in [0, number of
+            stages] the first patch embedding (with the stem) and stages
+            1..n (embeddings and blocks). Default: -1.
         norm_eval (bool): Keep norm layers in eval mode while training.
         pruning (dict, optional): Token pruning, e.g.
             ``dict(keep_ratios=0.78)``. None = dense.
@@ -154,13 +155,8 @@ class QKFormer(PrunableBackbone):
                 f'{tuple(range(num_stages))}, got {tuple(out_indices)}' +
                 ('' if with_stride32 else
                  '; stage 3 (stride 32) needs with_stride32=True'))
-        if not -1 <= frozen_stages <= 3:
-            raise ValueError(f'frozen_stages must be in [-1, 3], got '
-                             f'{frozen_stages}')
         self.out_indices = tuple(out_indices)
         self.with_stride32 = with_stride32
-        self.frozen_stages = frozen_stages
-        self.norm_eval = norm_eval
 
         common = dict(spike_cfg=spike_cfg, norm_cfg=norm_cfg,
                       num_timesteps=num_timesteps)
@@ -188,7 +184,7 @@ class QKFormer(PrunableBackbone):
                 SpikingPatchEmbed(in_dims, in_dims, **common), []))
         self._register_load_state_dict_pre_hook(upgrade_legacy_keys)
         self.init_pruning(pruning)
-        self._freeze()
+        self.init_freezing(frozen_stages, norm_eval)
 
     @staticmethod
     def _check_layout(embed_dims: List[int], depths: List[int],
@@ -218,43 +214,18 @@ class QKFormer(PrunableBackbone):
         """Strides of the returned maps w.r.t. the input, in order."""
         return [self.stage_strides[i] for i in self.out_indices]
 
-    def prunable_stages(self) -> List[PrunableStage]:
-        """The three transformer stages (all blocks)."""
+    def forward_stages(self) -> List[PrunableStage]:
+        """Stages 1-3 (and the stride-32 stage), each a patch embedding and
+        its blocks; every stage with blocks is prunable."""
         return [
-            PrunableStage(index, f'stages.{index}.blocks',
-                          self.stages[index].blocks,
-                          self.stage_strides[index])
-            for index in range(len(self.depths))
+            PrunableStage(index, f'stages.{index}.blocks', stage.blocks,
+                          self.stage_strides[index], stage.patch_embed)
+            for index, stage in enumerate(self.stages)
         ]
 
-    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
-        """Extract features.
-
-        Args:
-            x (Tensor): ``[B, C, H, W]`` images or ``[B, T, C, H, W]`` frames.
-
-        Returns:
-            tuple[Tensor]: ``[B, C_i, ceil(H / s_i), ceil(W / s_i)]`` maps for
-            :attr:`out_channels` / :attr:`out_strides`.
-        """
-        state = self.begin_forward(x)
-        x = self.to_timesteps(x)
-        prunable = {stage.index: stage for stage in self.prunable_stages()}
-        outs = []
-        for index, stage in enumerate(self.stages):
-            x = stage.patch_embed(x)
-            if index in prunable:
-                x = self.run_stage(prunable[index], x, state)
-            if index in self.out_indices:
-                outs.append(self.merge_timesteps(x))
-        return tuple(outs)
-
-    def _frozen_modules(self) -> List[nn.Module]:
-        if self.frozen_stages < 0:
-            return []
-        if self.frozen_stages == 0:
-            return [self.stages[0].patch_embed]
-        return list(self.stages[:self.frozen_stages])
+    def freezable_stages(self) -> Tuple[nn.Module, List[nn.Module]]:
+        """The first patch embedding (with the stem), then the stages."""
+        return self.stages[0].patch_embed, list(self.stages)
 
     def load_pretrained(self, checkpoint: str,
                         prefix: Optional[str]) -> None:

@@ -1,7 +1,6 @@
 """Spike-driven Transformer V1 backbone with token pruning."""
 from typing import List, Optional, Tuple
 
-import torch
 import torch.nn as nn
 
 from mmtpspike.registry import register_model
@@ -53,8 +52,8 @@ class SDTV1(PrunableBackbone):
         kv_threshold (float): LIF threshold of the neuron after SDSA's
             key-value sum. Default: 0.5 (public code).
         norm_cfg (dict): Norm config. Default: ``dict(type='BN')``.
-        frozen_blocks (int): -1 freezes nothing, 0 the patch embedding,
-            ``n`` the patch embedding and the first ``n`` blocks.
+        frozen_stages (int): -1 freezes nothing, ``n`` in [0, depth] the
+            patch embedding and the first ``n`` blocks. Default: -1.
         norm_eval (bool): Keep norm layers in eval mode while training.
         pruning (dict, optional): Token pruning, e.g.
             ``dict(keep_ratios=0.78, scorer=dict(type='IRToPScorer'))``.
@@ -94,7 +93,7 @@ class SDTV1(PrunableBackbone):
                  spike_cfg: dict = dict(type='LIF', tau=2.0, v_threshold=1.0),
                  kv_threshold: float = 0.5,
                  norm_cfg: dict = dict(type='BN'),
-                 frozen_blocks: int = -1,
+                 frozen_stages: int = -1,
                  norm_eval: bool = False,
                  pruning: Optional[dict] = None,
                  mask_padding: bool = True,
@@ -113,13 +112,8 @@ class SDTV1(PrunableBackbone):
                              'SDTV1(embed_dims=384, depth=8)')
         if depth < 1:
             raise ValueError(f'depth must be >= 1, got {depth}')
-        if not -1 <= frozen_blocks <= depth:
-            raise ValueError(f'frozen_blocks must be in [-1, {depth}], got '
-                             f'{frozen_blocks}')
         self.embed_dims = embed_dims
         self.depth = depth
-        self.frozen_blocks = frozen_blocks
-        self.norm_eval = norm_eval
         common = dict(spike_cfg=spike_cfg, norm_cfg=norm_cfg,
                       num_timesteps=num_timesteps)
         self.patch_embed = SpikingPatchEmbed(in_channels, embed_dims,
@@ -131,7 +125,7 @@ class SDTV1(PrunableBackbone):
             for _ in range(depth)
         ])
         self.init_pruning(pruning)
-        self._freeze()
+        self.init_freezing(frozen_stages, norm_eval)
 
     @property
     def out_channels(self) -> List[int]:
@@ -143,30 +137,15 @@ class SDTV1(PrunableBackbone):
         """Stride of the returned map w.r.t. the input: ``[16]``."""
         return [self.patch_embed.stride]
 
-    def prunable_stages(self) -> List[PrunableStage]:
-        """All encoder blocks, one stage at stride 16."""
+    def forward_stages(self) -> List[PrunableStage]:
+        """One stage: the patch embedding and every encoder block, at
+        stride 16."""
         return [PrunableStage(0, 'blocks', self.blocks,
-                              self.patch_embed.stride)]
+                              self.patch_embed.stride, self.patch_embed)]
 
-    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor]:
-        """Extract features.
-
-        Args:
-            x (Tensor): ``[B, C, H, W]`` images or ``[B, T, C, H, W]`` frames.
-
-        Returns:
-            tuple[Tensor]: one ``[B, embed_dims, ceil(H / 16), ceil(W /
-            16)]`` map.
-        """
-        state = self.begin_forward(x)
-        x = self.patch_embed(self.to_timesteps(x))
-        x = self.run_stage(self.prunable_stages()[0], x, state)
-        return (self.merge_timesteps(x), )
-
-    def _frozen_modules(self) -> List[nn.Module]:
-        if self.frozen_blocks < 0:
-            return []
-        return [self.patch_embed] + list(self.blocks[:self.frozen_blocks])
+    def freezable_stages(self) -> Tuple[nn.Module, nn.ModuleList]:
+        """The patch embedding, then the blocks."""
+        return self.patch_embed, self.blocks
 
     def load_pretrained(self, checkpoint: str,
                         prefix: Optional[str]) -> None:

@@ -69,8 +69,8 @@ class SDTV3(PrunableBackbone):
         attention_order (str): ``'linear'`` (``q (k^T v)``, default) or
             ``'quadratic'`` (``(q k^T) v``, the public code).
         drop_path_rate (float): Stochastic depth of transformer blocks.
-        frozen_stages (int): -1 freezes nothing, 0 the stem, ``i`` the stem
-            and stages 1..i.
+        frozen_stages (int): -1 freezes nothing, ``n`` in [0, 4] the stem
+            and stages 1..n. Default: -1.
         norm_eval (bool): Keep norm layers in eval mode while training.
         pruning (dict, optional): Token pruning, e.g.
             ``dict(keep_ratios=0.78, scorer=dict(type='IRToPScorer'),
@@ -143,8 +143,6 @@ class SDTV3(PrunableBackbone):
                              f'(0, 1, 2, 3), got {out_indices}')
         self.out_indices = tuple(out_indices)
         self.out_stem = out_stem
-        self.frozen_stages = frozen_stages
-        self.norm_eval = norm_eval
         self.stage_strides = [4, 8, 16, 16 * stage4_stride]
 
         common = dict(spike_cfg=spike_cfg, norm_cfg=norm_cfg,
@@ -179,7 +177,7 @@ class SDTV3(PrunableBackbone):
             self.stages.append(SDTV3Stage(downsample, blocks))
             in_dims = dims
         self.init_pruning(pruning)
-        self._freeze()
+        self.init_freezing(frozen_stages, norm_eval)
 
     @property
     def out_channels(self) -> List[int]:
@@ -193,54 +191,31 @@ class SDTV3(PrunableBackbone):
         strides = [self.stage_strides[i] for i in self.out_indices]
         return [2] + strides if self.out_stem else strides
 
-    def prunable_stages(self) -> List[PrunableStage]:
-        """The transformer stages (3 and 4)."""
-        return [
-            PrunableStage(index, f'stages.{index}.blocks',
-                          self.stages[index].blocks,
-                          self.stage_strides[index])
-            for index in range(self.num_conv_stages, 4)
+    def forward_stages(self) -> List[PrunableStage]:
+        """The stem (stage index -1, stride 2) and stages 1-4 (indices 0-3),
+        each a down-sampling layer and its blocks."""
+        stem = PrunableStage(-1, 'stem.blocks', self.stem.blocks, 2,
+                             self.stem.downsample)
+        return [stem] + [
+            PrunableStage(index, f'stages.{index}.blocks', stage.blocks,
+                          self.stage_strides[index], stage.downsample)
+            for index, stage in enumerate(self.stages)
         ]
 
     def conv_prunable_stages(self) -> List[PrunableStage]:
-        """The stem (stage index -1, stride 2) and the conv stages 1-2."""
-        stem = PrunableStage(-1, 'stem.blocks', self.stem.blocks, 2)
-        return [stem] + [
-            PrunableStage(index, f'stages.{index}.blocks',
-                          self.stages[index].blocks,
-                          self.stage_strides[index])
-            for index in range(self.num_conv_stages)
-        ]
+        """The stem and the conv stages 1-2; the transformer stages 3-4 are
+        the prunable ones."""
+        return [stage for stage in self.forward_stages()
+                if stage.index < self.num_conv_stages]
 
-    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
-        """Extract features.
+    def is_output(self, stage: PrunableStage) -> bool:
+        """Stages in ``out_indices``, and the stem with ``out_stem``."""
+        return stage.index in self.out_indices or (self.out_stem and
+                                                   stage.index == -1)
 
-        Args:
-            x (Tensor): ``[B, C, H, W]`` images or ``[B, T, C, H, W]`` frames.
-
-        Returns:
-            tuple[Tensor]: ``[B, C_i, ceil(H / s_i), ceil(W / s_i)]`` maps for
-            :attr:`out_channels` / :attr:`out_strides`.
-        """
-        state = self.begin_forward(x)
-        x = self.to_timesteps(x)
-        prunable = {
-            stage.index: stage
-            for stage in self.conv_prunable_stages() + self.prunable_stages()
-        }
-        x = self.run_stage(prunable[-1], self.stem.downsample(x), state)
-        outs = [self.merge_timesteps(x)] if self.out_stem else []
-        for stage_index, stage in enumerate(self.stages):
-            x = self.run_stage(prunable[stage_index], stage.downsample(x),
-                               state)
-            if stage_index in self.out_indices:
-                outs.append(self.merge_timesteps(x))
-        return tuple(outs)
-
-    def _frozen_modules(self) -> List[nn.Module]:
-        if self.frozen_stages < 0:
-            return []
-        return [self.stem] + list(self.stages[:self.frozen_stages])
+    def freezable_stages(self) -> Tuple[nn.Module, List[nn.Module]]:
+        """The stem, then stages 1-4."""
+        return self.stem, list(self.stages)
 
     def fuse(self, channels_last: bool = True) -> 'SDTV3':
         """Prepare for fast inference: fold every BN into its conv and use

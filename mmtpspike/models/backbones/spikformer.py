@@ -50,8 +50,8 @@ class Spikformer(PrunableBackbone):
         norm_cfg (dict): 2-D norm config. Default: ``dict(type='BN')``.
         drop_path_rate (float): Stochastic depth, linear over the blocks
             (the public code never applies it). Default: 0.
-        frozen_stages (int): -1 freezes nothing, 0 the patch embedding,
-            ``i > 0`` the patch embedding and blocks ``0 .. i - 1``.
+        frozen_stages (int): -1 freezes nothing, ``n`` in [0, depth] the
+            patch embedding and the first ``n`` blocks. Default: -1.
         norm_eval (bool): Keep norm layers in eval mode while training.
         pruning (dict, optional): Token pruning, e.g.
             ``dict(keep_ratios=0.78, scorer=dict(type='IRToPScorer'))``.
@@ -114,14 +114,9 @@ class Spikformer(PrunableBackbone):
                 settings[key] = value
         if settings['depth'] < 1:
             raise ValueError(f'depth must be >= 1, got {settings["depth"]}')
-        if not -1 <= frozen_stages <= settings['depth']:
-            raise ValueError(f'frozen_stages must be in [-1, depth='
-                             f'{settings["depth"]}], got {frozen_stages}')
         self.embed_dims = settings['embed_dims']
         self.depth = settings['depth']
         self.num_heads = settings['num_heads']
-        self.frozen_stages = frozen_stages
-        self.norm_eval = norm_eval
 
         self.patch_embed = SpikingPatchSplitting(
             in_channels, self.embed_dims, spike_cfg, norm_cfg, num_timesteps)
@@ -131,7 +126,7 @@ class Spikformer(PrunableBackbone):
                             attn_spike_cfg, norm_cfg, mlp_ratio, attn_scale,
                             rate, num_timesteps) for rate in drop_rates)
         self.init_pruning(pruning)
-        self._freeze()
+        self.init_freezing(frozen_stages, norm_eval)
 
     @property
     def out_channels(self) -> List[int]:
@@ -143,30 +138,15 @@ class Spikformer(PrunableBackbone):
         """Stride of the returned map w.r.t. the input."""
         return [self.patch_embed.stride]
 
-    def prunable_stages(self) -> List[PrunableStage]:
-        """All encoder blocks, one token grid at stride 16."""
+    def forward_stages(self) -> List[PrunableStage]:
+        """One stage: the patch embedding and every encoder block, at
+        stride 16."""
         return [PrunableStage(0, 'blocks', self.blocks,
-                              self.patch_embed.stride)]
+                              self.patch_embed.stride, self.patch_embed)]
 
-    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor]:
-        """Extract features.
-
-        Args:
-            x (Tensor): ``[B, C, H, W]`` images or ``[B, T, C, H, W]`` frames
-                (any ``H, W``).
-
-        Returns:
-            tuple[Tensor]: one ``[B, D, ceil(H / 16), ceil(W / 16)]`` map.
-        """
-        state = self.begin_forward(x)
-        x = self.patch_embed(self.to_timesteps(x))
-        x = self.run_stage(self.prunable_stages()[0], x, state)
-        return (self.merge_timesteps(x), )
-
-    def _frozen_modules(self) -> List[nn.Module]:
-        if self.frozen_stages < 0:
-            return []
-        return [self.patch_embed] + list(self.blocks[:self.frozen_stages])
+    def freezable_stages(self) -> Tuple[nn.Module, nn.ModuleList]:
+        """The patch embedding, then the blocks."""
+        return self.patch_embed, self.blocks
 
     def load_pretrained(self, checkpoint: str,
                         prefix: Optional[str]) -> None:

@@ -45,26 +45,27 @@ class ToyBlock(nn.Module):
 
 
 class ToyBackbone(PrunableBackbone):
-    """Stride-4 stem, two prunable stages (strides 4 and 8)."""
+    """Stride-4 stem, two prunable stages (strides 4 and 8): the layers and
+    their list are all a backbone writes."""
 
-    def __init__(self, pruning=None, channels=6):
+    out_indices = (3, 5)
+
+    def __init__(self, pruning=None, channels=6, frozen_stages=-1):
         super().__init__(1, dict(type='MultiSpike'), mask_padding=True)
         self.stem = nn.Conv2d(3, channels, 4, 4)
         self.down = nn.Conv2d(channels, channels, 2, 2)
         self.blocks0 = nn.ModuleList([ToyBlock(channels) for _ in range(2)])
         self.blocks1 = nn.ModuleList([ToyBlock(channels)])
         self.init_pruning(pruning)
+        self.init_freezing(frozen_stages, norm_eval=False)
 
-    def prunable_stages(self):
-        return [PrunableStage(3, 'blocks0', self.blocks0, 4),
-                PrunableStage(5, 'blocks1', self.blocks1, 8)]
+    def forward_stages(self):
+        return [PrunableStage(3, 'blocks0', self.blocks0, 4, self.stem),
+                PrunableStage(5, 'blocks1', self.blocks1, 8, self.down)]
 
-    def forward(self, x):
-        state = self.begin_forward(x)
-        first, second = self.prunable_stages()
-        x = self.run_stage(first, self.stem(self.to_timesteps(x)), state)
-        out = self.run_stage(second, self.down(x), state)
-        return self.merge_timesteps(x), self.merge_timesteps(out)
+    def freezable_stages(self):
+        second = nn.ModuleList([self.down, self.blocks1])
+        return self.stem, [self.blocks0, second]
 
 
 def toy_pair(**pruning):
@@ -117,6 +118,51 @@ def test_padding_counts_use_each_stage_stride():
     assert int(first.valid.sum()) == 8 * 8 and int(first.kept.sum()) == 32
     assert int(last.valid.sum()) == 4 * 4 and int(last.kept.sum()) == 8
     assert not bool((first.kept & ~first.valid).any())
+
+
+def test_forward_runs_each_entry_then_its_blocks():
+    """The shared forward equals the stages written out by hand."""
+    dense, _ = toy_pair()
+    x = torch.rand(2, 3, 32, 48)
+    first = dense.stem(x)
+    for block in dense.blocks0:
+        first = block(first)
+    second = dense.blocks1[0](dense.down(first))
+    outs = dense(x)
+    assert torch.equal(outs[0], first) and torch.equal(outs[1], second)
+    dense.out_indices = (5, )
+    assert len(dense(x)) == 1 and torch.equal(dense(x)[0], second)
+
+
+def test_stages_without_blocks_and_unpruned_stages_run_plainly():
+    _, pruned = toy_pair(keep_ratios=0.5)
+    empty = PrunableStage(7, 'none', nn.ModuleList(), 8, nn.Identity())
+    pruned.forward_stages = lambda: ToyBackbone.forward_stages(pruned) + [
+        empty]
+    pruned.out_indices = (5, 7)
+    last, same = pruned(torch.rand(1, 3, 32, 48))
+    assert torch.equal(last, same)
+    assert [stage.name for stage in pruned.prunable_stages()] == [
+        'blocks0', 'blocks1']
+
+
+@pytest.mark.parametrize('frozen_stages,frozen', [
+    (-1, ()), (0, ('stem', )), (1, ('stem', 'blocks0')),
+    (2, ('stem', 'blocks0', 'down', 'blocks1'))])
+def test_frozen_stages_is_the_embedding_and_the_first_n_stages(
+        frozen_stages, frozen):
+    model = ToyBackbone(frozen_stages=frozen_stages).train()
+    for name, param in model.named_parameters():
+        assert param.requires_grad is not name.startswith(frozen), name
+    for name, module in model.named_children():
+        assert module.training is not name.startswith(frozen), name
+
+
+@pytest.mark.parametrize('frozen_stages', [-2, 3])
+def test_frozen_stages_out_of_range_is_a_clear_error(frozen_stages):
+    with pytest.raises(ValueError,
+                       match=r'frozen_stages must be in \[-1, 2\], got'):
+        ToyBackbone(frozen_stages=frozen_stages)
 
 
 def test_a_backbone_must_declare_its_prunable_stages():

@@ -293,6 +293,8 @@ def test_frozen_stages_get_no_gradient():
     stem_only = QKFormer(**TINY, frozen_stages=0).train()
     assert not stem_only.stages[0].patch_embed.training
     assert stem_only.stages[0].blocks.training
+    everything = QKFormer(**TINY, with_stride32=True, frozen_stages=4)
+    assert not any(p.requires_grad for p in everything.parameters())
 
 
 def test_norm_eval():

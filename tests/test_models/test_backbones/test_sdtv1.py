@@ -182,8 +182,8 @@ def test_context_gives_the_key_value_sum():
                        block.transform_tokens(kept, None, noisy, half))
 
 
-def test_frozen_blocks_and_norm_eval():
-    model = SDTV1(**TINY, frozen_blocks=1).train()
+def test_frozen_stages_and_norm_eval():
+    model = SDTV1(**TINY, frozen_stages=1).train()
     model(torch.randn(2, 3, 32, 32))[0].sum().backward()
     for name, param in model.named_parameters():
         frozen = name.startswith(('patch_embed.', 'blocks.0.'))
@@ -200,7 +200,8 @@ def test_frozen_blocks_and_norm_eval():
     (dict(embed_dims=64), ValueError, 'depth is required'),
     (dict(embed_dims=36, depth=2), ValueError, 'divisible by 8'),
     (dict(arch='8-384', depth=0), ValueError, 'depth must be'),
-    (dict(arch='8-384', frozen_blocks=9), ValueError, 'frozen_blocks'),
+    (dict(arch='8-384', frozen_stages=9), ValueError,
+     r'frozen_stages must be in \[-1, 8\]'),
     (dict(arch='8-384', num_timesteps=0), ValueError, 'num_timesteps'),
 ])
 def test_bad_arguments(kwargs, error, match):

@@ -53,6 +53,8 @@ def test_out_indices_subset():
     (dict(embed_dims=[8, 16, 32]), 'embed_dims'),
     (dict(num_timesteps=0), 'num_timesteps'),
     (dict(embed_dims=[8, 16, 36, 40]), 'divisible'),
+    (dict(arch='t', frozen_stages=5), r'frozen_stages must be in \[-1, 4\]'),
+    (dict(arch='t', frozen_stages=-2), r'frozen_stages must be in \[-1, 4\]'),
 ])
 def test_bad_arguments(kwargs, match):
     with pytest.raises((KeyError, ValueError), match=match):
