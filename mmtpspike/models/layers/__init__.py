@@ -5,6 +5,7 @@ from .spike_neurons import (BinarySpikeSynapse, MultiSpike, MultiStepLIF,
                             SpikeNeuron, build_spike_neuron, spike_driven,
                             unroll_spikes)
 from .sync_bn import CPUSyncBN
+from .token_attention import TokenAttention
 from .token_block import TokenBlock
 
 __all__ = [
@@ -12,5 +13,5 @@ __all__ = [
     'SpikeConvBlock', 'SpikeMLP', 'SpikeTransformerBlock',
     'BinarySpikeSynapse', 'MultiSpike', 'MultiStepLIF', 'SpikeNeuron',
     'build_spike_neuron', 'spike_driven', 'unroll_spikes', 'CPUSyncBN',
-    'TokenBlock'
+    'TokenAttention', 'TokenBlock'
 ]

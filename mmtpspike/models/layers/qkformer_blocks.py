@@ -24,6 +24,7 @@ from mmengine.model import BaseModule
 from .sdtv3_blocks import norm1d_cfg
 from .spike_neurons import build_spike_neuron
 from .spiking_self_attention import SpikingSelfAttention
+from .token_attention import TokenAttention
 from .token_block import TokenBlock
 
 
@@ -91,7 +92,7 @@ class SpikingPatchEmbed(BaseModule):
         return main + shortcut
 
 
-class TokenQKAttention(BaseModule):
+class TokenQKAttention(TokenAttention):
     """Q-K token attention (QKTA) on flat tokens.
 
     ``q, k = LIF(BN(1x1 conv(x)))``; per head, each token's attention is
@@ -147,30 +148,18 @@ class TokenQKAttention(BaseModule):
         ops = rows * num_tokens * channels
         return [(ops, self.q_spike), (ops, self.attn_spike)]
 
-    def forward(self,
-                tokens: torch.Tensor,
-                token_mask: Optional[torch.Tensor] = None,
-                context: Optional[torch.Tensor] = None,
-                context_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """Token-wise Q-K attention.
+    def attend(self, queries: torch.Tensor, keys: torch.Tensor,
+               key_mask: Optional[torch.Tensor]) -> torch.Tensor:
+        """Token-wise Q-K attention on ``[R, C, K]`` queries -> ``[R, C,
+        K]`` spikes.
 
-        The masks and the context are accepted for the block interface and
-        have no effect: no token reads another, so filler slots cannot
-        contribute to other tokens and a wider key / value context changes
-        nothing.
-
-        Args:
-            tokens (Tensor): ``[R, C, K]``.
-            token_mask (Tensor, optional): ``[R, K]`` bool (no effect).
-            context (Tensor, optional): ``[R, C, M]`` (no effect).
-            context_mask (Tensor, optional): ``[R, M]`` bool (no effect).
-
-        Returns:
-            Tensor: ``[R, C, K]`` spikes.
+        The keys / values input and its mask have no effect: no token reads
+        another, so filler slots cannot contribute to other tokens and a
+        wider context changes nothing.
         """
-        rows, channels, num_tokens = tokens.shape
-        q = self.q_spike(self.q_bn(self.q_conv(tokens)))
-        k = self.k_spike(self.k_bn(self.k_conv(tokens)))
+        rows, channels, num_tokens = queries.shape
+        q = self.q_spike(self.q_bn(self.q_conv(queries)))
+        k = self.k_spike(self.k_bn(self.k_conv(queries)))
         head_shape = (rows, self.num_heads, channels // self.num_heads,
                       num_tokens)
         attn = self.attn_spike(q.view(head_shape).sum(2, keepdim=True))

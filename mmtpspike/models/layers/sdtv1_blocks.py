@@ -20,8 +20,9 @@ import torch.nn as nn
 from mmcv.cnn import build_norm_layer
 from mmengine.model import BaseModule
 
-from .attention_ops import mask_keys, query_and_key_inputs
+from .attention_ops import mask_keys
 from .spike_neurons import build_spike_neuron
+from .token_attention import TokenAttention
 from .token_block import TokenBlock
 
 
@@ -135,7 +136,7 @@ class SpikingPatchEmbed(BaseModule):
         return x + self.rpe_bn(self.rpe_conv(self.rpe_spike(x)))
 
 
-class SpikeDrivenSelfAttention(BaseModule):
+class SpikeDrivenSelfAttention(TokenAttention):
     """Spike-driven self-attention (SDSA) on flat tokens.
 
     ``x = spike(tokens)``; ``q, k, v = spike(BN(1x1 conv(x)))`` (binary);
@@ -193,31 +194,17 @@ class SpikeDrivenSelfAttention(BaseModule):
         return [(rows * channels * num_keys, self.k_spike),
                 (rows * channels * num_queries, self.q_spike)]
 
-    def forward(self,
-                tokens: torch.Tensor,
-                token_mask: Optional[torch.Tensor] = None,
-                context: Optional[torch.Tensor] = None,
-                context_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """Attend over tokens.
+    def encode(self, tokens: torch.Tensor) -> torch.Tensor:
+        """The shortcut neuron: ``[R, C, N]`` -> spikes ``[R, C, N]``."""
+        return self.shortcut_spike(tokens)
 
-        Args:
-            tokens (Tensor): ``[R, C, N]`` queries (and keys / values unless
-                ``context`` is given).
-            token_mask (Tensor, optional): ``[R, N]`` bool; False marks filler
-                slots, left out of the key-value sum.
-            context (Tensor, optional): ``[R, C, M]`` tokens that give the
-                keys and values instead of ``tokens`` (e.g. all tokens of the
-                map while only kept tokens query).
-            context_mask (Tensor, optional): ``[R, M]`` bool; False marks
-                context tokens left out of the sum (padding).
-
-        Returns:
-            Tensor: ``[R, C, N]``, the branch output (no residual).
-        """
-        queries, source, key_mask = query_and_key_inputs(
-            tokens, token_mask, context, context_mask, self.shortcut_spike)
+    def attend(self, queries: torch.Tensor, keys: torch.Tensor,
+               key_mask: Optional[torch.Tensor]) -> torch.Tensor:
+        """``q * spike_kv(sum_m k_m * v_m)``: ``[R, C, N]`` query spikes
+        over ``[R, C, M]`` key spikes (masked tokens left out of the sum)
+        -> ``[R, C, N]``, the branch output (no residual)."""
         q = self._spikes('q', queries)
-        kv = mask_keys(self._spikes('k', source) * self._spikes('v', source),
+        kv = mask_keys(self._spikes('k', keys) * self._spikes('v', keys),
                        key_mask)
         kv = self.kv_spike(kv.sum(-1, keepdim=True))
         return conv_norm_tokens(self.proj_conv, self.proj_bn, q * kv)

@@ -16,10 +16,10 @@ from mmcv.cnn import build_norm_layer
 from mmengine.model import BaseModule
 
 from ..pruning.restore import Selection, gather_tokens, scatter_tokens
-from .attention_ops import (linear_attention_macs, mask_keys,
-                            query_and_key_inputs, split_heads)
+from .attention_ops import linear_attention_macs, mask_keys, split_heads
 from .position_conv import PositionConv2d
 from .spike_neurons import build_spike_neuron
+from .token_attention import TokenAttention
 from .token_block import TokenBlock
 
 
@@ -207,7 +207,7 @@ class SpikeConvBlock(BaseModule):
         return x + y
 
 
-class SpikeAttention(BaseModule):
+class SpikeAttention(TokenAttention):
     """Spike-driven linear self-attention of SDT-V3 on flat tokens.
 
     ``q, k = spike(BN(1x1 conv(spike(x))))``, ``v`` the same with ``4 C``
@@ -297,34 +297,20 @@ class SpikeAttention(BaseModule):
             k_side, q_side = total // 2, total - total // 2
         return [(k_side, self.k_spike), (q_side, self.q_spike)]
 
-    def forward(self,
-                tokens: torch.Tensor,
-                token_mask: Optional[torch.Tensor] = None,
-                context: Optional[torch.Tensor] = None,
-                context_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """Attend over tokens.
+    def encode(self, tokens: torch.Tensor) -> torch.Tensor:
+        """The head neuron: ``[B, C, N]`` -> spikes ``[B, C, N]``."""
+        return self.head_spike(tokens)
 
-        Args:
-            tokens (Tensor): ``[B, C, N]`` queries (and keys / values unless
-                ``context`` is given).
-            token_mask (Tensor, optional): ``[B, N]`` bool; False marks filler
-                slots that must not contribute to any other token's output.
-            context (Tensor, optional): ``[B, C, M]`` tokens that give the
-                keys and values instead of ``tokens`` (e.g. all tokens of the
-                map while only kept tokens query).
-            context_mask (Tensor, optional): ``[B, M]`` bool; False marks
-                context tokens that must not contribute (padding).
-
-        Returns:
-            Tensor: ``[B, C, N]``.
-        """
-        batch, _, num_tokens = tokens.shape
-        queries, source, key_mask = query_and_key_inputs(
-            tokens, token_mask, context, context_mask, self.head_spike)
+    def attend(self, queries: torch.Tensor, keys: torch.Tensor,
+               key_mask: Optional[torch.Tensor]) -> torch.Tensor:
+        """``q (k^T v)`` (or ``(q k^T) v``) per head: ``[B, C, N]`` query
+        spikes over ``[B, C, M]`` key spikes (masked keys zeroed) -> ``[B,
+        C, N]``."""
+        batch, _, num_tokens = queries.shape
         q = self._project(self.q_conv, self.q_spike, queries)
-        k = mask_keys(self._project(self.k_conv, self.k_spike, source),
+        k = mask_keys(self._project(self.k_conv, self.k_spike, keys),
                       key_mask)
-        v = self._project(self.v_conv, self.v_spike, source)
+        v = self._project(self.v_conv, self.v_spike, keys)
         out = self._attend(*(split_heads(t, self.num_heads)
                              for t in (q, k, v)))
         out = (out * self.attn_scale).transpose(-1, -2).reshape(

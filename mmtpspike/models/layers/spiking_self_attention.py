@@ -14,10 +14,10 @@ import torch.nn as nn
 from mmcv.cnn import build_norm_layer
 from mmengine.model import BaseModule
 
-from .attention_ops import (linear_attention_macs, mask_keys,
-                            query_and_key_inputs, split_heads)
+from .attention_ops import linear_attention_macs, mask_keys, split_heads
 from .sdtv3_blocks import norm1d_cfg
 from .spike_neurons import build_spike_neuron
+from .token_attention import TokenAttention
 
 
 class SpikingLinear(BaseModule):
@@ -51,7 +51,7 @@ class SpikingLinear(BaseModule):
         return self.lif(self.bn(self.conv(tokens)))
 
 
-class SpikingSelfAttention(BaseModule):
+class SpikingSelfAttention(TokenAttention):
     """Spiking self-attention (SSA) on flat tokens, without softmax.
 
     ``q, k, v = spike(BN(linear(x)))`` (binary), per head ``out =
@@ -112,34 +112,15 @@ class SpikingSelfAttention(BaseModule):
                                                self.num_heads)
         return [(k_side, self.k.lif), (q_side, self.q.lif)]
 
-    def forward(self,
-                tokens: torch.Tensor,
-                token_mask: Optional[torch.Tensor] = None,
-                context: Optional[torch.Tensor] = None,
-                context_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """Attend over tokens.
-
-        Args:
-            tokens (Tensor): ``[R, C, K]`` queries (and keys / values unless
-                ``context`` is given).
-            token_mask (Tensor, optional): ``[R, K]`` bool; False marks
-                filler slots, whose keys are zeroed so they add nothing to
-                ``k^T v``.
-            context (Tensor, optional): ``[R, C, M]`` tokens that give the
-                keys and values instead of ``tokens`` (all tokens of the map
-                while only kept tokens query).
-            context_mask (Tensor, optional): ``[R, M]`` bool; False marks
-                context tokens left out of ``k^T v`` (padding).
-
-        Returns:
-            Tensor: spikes ``[R, C, K]``.
-        """
-        rows, channels, num_tokens = tokens.shape
-        queries, source, key_mask = query_and_key_inputs(
-            tokens, token_mask, context, context_mask)
+    def attend(self, queries: torch.Tensor, keys: torch.Tensor,
+               key_mask: Optional[torch.Tensor]) -> torch.Tensor:
+        """``q (k^T v)`` per head: ``[R, C, K]`` queries over ``[R, C, M]``
+        keys (masked keys zeroed, so they add nothing to ``k^T v``) ->
+        spikes ``[R, C, K]``."""
+        rows, channels, num_tokens = queries.shape
         q = split_heads(self.q(queries), self.num_heads)
-        k = split_heads(mask_keys(self.k(source), key_mask), self.num_heads)
-        v = split_heads(self.v(source), self.num_heads)
+        k = split_heads(mask_keys(self.k(keys), key_mask), self.num_heads)
+        v = split_heads(self.v(keys), self.num_heads)
         out = (q @ (k.transpose(-2, -1) @ v)) * self.attn_scale
         out = out.transpose(-1, -2).reshape(rows, channels, num_tokens)
         return self.proj(self.attn_spike(out))

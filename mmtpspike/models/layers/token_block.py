@@ -17,8 +17,9 @@ class TokenBlock(BaseModule):
     ``x + attn(x)`` and ``x + mlp(x)``, on flat ``[R, C, K]`` tokens, which is
     what :class:`~mmtpspike.models.pruning.TokenPruner` drives. Subclasses
     build ``self.attn`` (called as ``attn(tokens, token_mask, context,
-    context_mask)``) and ``self.mlp`` (``mlp(tokens)``), both returning the
-    branch output without the residual.
+    context_mask)``, e.g. a :class:`~.token_attention.TokenAttention`) and
+    ``self.mlp`` (``mlp(tokens)``), both returning the branch output without
+    the residual.
 
     Args:
         drop_path (float): Stochastic depth rate of both residuals, one
