@@ -8,7 +8,7 @@ keys and the size the checkpoint looks like, load non-strictly and log what
 was renamed, dropped, missing or unexpected.
 """
 import os.path as osp
-from typing import Dict, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Optional, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -82,6 +82,27 @@ def _model_size(model: nn.Module) -> str:
     return ', '.join(f'{attr}={getattr(model, attr)}'
                      for attr in ('embed_dims', 'depth')
                      if hasattr(model, attr))
+
+
+def arch_hint(arch_settings: Dict[str, Any], fits: Callable[[Any], bool],
+              found: str) -> str:
+    """What a mismatched checkpoint looks like, for :func:`check_shapes`.
+
+    Args:
+        arch_settings (dict): The backbone's ``arch_settings`` (given by the
+            caller, so checkpoint modules need no backbone class).
+        fits (callable): ``fits(setting)``: whether the checkpoint matches
+            that arch's setting.
+        found (str): What the checkpoint shows, e.g. ``'stem width 32'``.
+
+    Returns:
+        str: ``" (the checkpoint looks like arch='l', stem width 32)"``, or
+        ``' (checkpoint stem width 20)'`` when no arch fits.
+    """
+    for arch, setting in arch_settings.items():
+        if fits(setting):
+            return f" (the checkpoint looks like arch='{arch}', {found})"
+    return f' (checkpoint {found})'
 
 
 def check_shapes(model: nn.Module, state: Dict[str, torch.Tensor],

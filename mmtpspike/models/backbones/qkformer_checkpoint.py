@@ -35,8 +35,9 @@ from typing import Dict, List, Optional, Tuple, Union
 import torch
 import torch.nn as nn
 
-from .checkpoint_loading import (check_shapes, extract_state_dict,
-                                 load_converted, read_checkpoint)
+from .checkpoint_loading import (arch_hint, check_shapes,
+                                 extract_state_dict, load_converted,
+                                 read_checkpoint)
 
 PATCH_EMBED = re.compile(r'^patch_embed([123])\.(proj(?:\d|_res)?)_')
 BLOCK = re.compile(r'^stage([123])\.(\d+)\.(tssa\.)?')
@@ -116,20 +117,16 @@ def convert_qkformer_keys(
 
 def _width_hint(state_dict: Dict[str, torch.Tensor],
                 arch_settings: Dict[str, dict]) -> str:
-    """Guess the arch of a converted checkpoint from its stage widths.
-
-    Args:
-        state_dict (dict): Converted tensors.
-        arch_settings (dict): The backbone's ``arch_settings`` (given by
-            the caller, so this module needs no backbone class).
-    """
+    """Name the arch a converted checkpoint looks like by its stage widths
+    (see :func:`~.checkpoint_loading.arch_hint`)."""
     widths = [state_dict[f'stages.{i}.patch_embed.embed_conv.weight'].shape[0]
               for i in range(3)
               if f'stages.{i}.patch_embed.embed_conv.weight' in state_dict]
-    for arch, setting in arch_settings.items():
-        if setting['embed_dims'] == widths:
-            return f" (the checkpoint looks like arch='{arch}', {widths})"
-    return f' (checkpoint stage widths {widths})' if widths else ''
+    if not widths:
+        return ''
+    return arch_hint(arch_settings,
+                     lambda setting: setting['embed_dims'] == widths,
+                     f'stage widths {widths}')
 
 
 def load_qkformer_checkpoint(model: nn.Module,

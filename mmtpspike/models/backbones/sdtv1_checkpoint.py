@@ -18,8 +18,9 @@ from typing import Dict, List, Optional, Tuple, Union
 import torch
 import torch.nn as nn
 
-from .checkpoint_loading import (check_shapes, extract_state_dict,
-                                 load_converted, read_checkpoint)
+from .checkpoint_loading import (arch_hint, check_shapes,
+                                 extract_state_dict, load_converted,
+                                 read_checkpoint)
 
 # public key pattern -> SDTV1 replacement, applied in order (first match)
 KEY_TABLE = [
@@ -70,23 +71,17 @@ def convert_sdtv1_keys(
 
 def _width_hint(state_dict: Dict[str, torch.Tensor],
                 arch_settings: Dict[str, dict]) -> str:
-    """Name the published arch a converted checkpoint looks like.
-
-    Args:
-        state_dict (dict): Converted tensors.
-        arch_settings (dict): The backbone's ``arch_settings`` (given by
-            the caller, so this module needs no backbone class).
-    """
+    """Name the arch a converted checkpoint looks like by its width (see
+    :func:`~.checkpoint_loading.arch_hint`)."""
     rpe = state_dict.get('patch_embed.rpe_conv.weight')
     if rpe is None:
         return ''
     depth = len({key.split('.')[1] for key in state_dict
                  if key.startswith('blocks.')})
-    for arch, setting in arch_settings.items():
-        if setting['embed_dims'] == rpe.shape[0]:
-            return (f" (the checkpoint looks like arch='{arch}' with "
-                    f'{depth} blocks)')
-    return f' (checkpoint embed_dims {rpe.shape[0]}, {depth} blocks)'
+    width = rpe.shape[0]
+    return arch_hint(arch_settings,
+                     lambda setting: setting['embed_dims'] == width,
+                     f'embed_dims {width}, {depth} blocks')
 
 
 def load_sdtv1_checkpoint(model: nn.Module,

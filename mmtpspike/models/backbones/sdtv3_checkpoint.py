@@ -14,8 +14,9 @@ from typing import Dict, List, Optional, Tuple, Union
 import torch
 import torch.nn as nn
 
-from .checkpoint_loading import (check_shapes, extract_state_dict,
-                                 load_converted, read_checkpoint)
+from .checkpoint_loading import (arch_hint, check_shapes,
+                                 extract_state_dict, load_converted,
+                                 read_checkpoint)
 
 
 # official top-level module prefix -> SDTV3 module prefix
@@ -73,20 +74,14 @@ def convert_official_keys(
 
 def _width_hint(state_dict: Dict[str, torch.Tensor],
                 arch_settings: Dict[str, list]) -> str:
-    """Guess the arch of a checkpoint from its stem width.
-
-    Args:
-        state_dict (dict): Converted tensors.
-        arch_settings (dict): The backbone's ``arch_settings`` (given by
-            the caller, so this module needs no backbone class).
-    """
+    """Name the arch a checkpoint looks like by its stem width (see
+    :func:`~.checkpoint_loading.arch_hint`)."""
     stem = state_dict.get('stem.downsample.encode_conv.weight')
     if stem is None:
         return ''
-    for arch, dims in arch_settings.items():
-        if dims[0] // 2 == stem.shape[0]:
-            return f" (the checkpoint looks like arch='{arch}', {dims})"
-    return f' (checkpoint stem width {stem.shape[0]})'
+    width = stem.shape[0]
+    return arch_hint(arch_settings, lambda dims: dims[0] // 2 == width,
+                     f'stem width {width}')
 
 
 def load_sdtv3_checkpoint(model: nn.Module,

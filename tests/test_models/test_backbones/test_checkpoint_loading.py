@@ -7,6 +7,7 @@ import os.path as osp
 import pytest
 
 import mmtpspike.models.backbones as backbones
+from mmtpspike.models.backbones.checkpoint_loading import arch_hint
 
 BACKBONES = ('sdtv3', 'sdtv1', 'qkformer', 'spikformer')
 
@@ -41,3 +42,12 @@ def test_backbone_imports_its_checkpoint_module_at_the_top(backbone):
     local = {node.module for node in ast.walk(tree)
              if isinstance(node, ast.ImportFrom)} - top
     assert f'{backbone}_checkpoint' in top and not local
+
+
+def test_arch_hint_names_the_first_fitting_arch():
+    settings = {'s': [32, 64], 'l': [64, 128]}
+    assert arch_hint(settings, lambda dims: dims[0] == 64,
+                     'stem width 32') == \
+        " (the checkpoint looks like arch='l', stem width 32)"
+    assert arch_hint(settings, lambda dims: False, 'stem width 20') == \
+        ' (checkpoint stem width 20)'
