@@ -2,11 +2,11 @@
 with token pruning."""
 from typing import List, Optional, Sequence, Tuple
 
-import torch
 import torch.nn as nn
 from mmengine.model import BaseModule
 
 from mmtpspike.registry import register_model
+from ..layers.drop_path import drop_path_rates
 from ..layers.qkformer_blocks import QKFormerBlock, SpikingPatchEmbed
 from .prunable import PrunableBackbone, PrunableStage
 from .qkformer_checkpoint import load_qkformer_checkpoint, upgrade_legacy_keys
@@ -73,8 +73,9 @@ class QKFormer(PrunableBackbone):
             (SSA). Default: LIF, tau 2, threshold 0.5 (the public code).
         attn_scale (float): SSA scale, > 0. Default: 0.125 (public code).
         norm_cfg (dict): Norm config. Default: ``dict(type='BN')``.
-        drop_path_rate (float): Stochastic depth, linear over all blocks
-            (the public code defines but does not apply it). Default: 0.
+        drop_path_rate (float): Stochastic depth in [0, 1), linear over all
+            blocks, one decision per image (the public code defines but does
+            not apply it). Default: 0.
         frozen_stages (int): -1 freezes nothing, ``n`` in [0, number of
             stages] the first patch embedding (with the stem) and stages
             1..n (embeddings and blocks). Default: -1.
@@ -160,8 +161,7 @@ class QKFormer(PrunableBackbone):
 
         common = dict(spike_cfg=spike_cfg, norm_cfg=norm_cfg,
                       num_timesteps=num_timesteps)
-        drop_rates = torch.linspace(0, drop_path_rate,
-                                    sum(self.depths)).tolist()
+        drop_rates = drop_path_rates(drop_path_rate, sum(self.depths))
         self.stages = nn.ModuleList()
         in_dims = in_channels
         for index, (dims, depth) in enumerate(zip(self.embed_dims,

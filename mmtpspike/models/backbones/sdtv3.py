@@ -6,6 +6,7 @@ import torch.nn as nn
 from mmengine.model import BaseModule
 
 from mmtpspike.registry import register_model
+from ..layers.drop_path import drop_path_rates
 from ..layers.fusion import fuse_conv_bn
 from ..layers.sdtv3_blocks import (Downsampling, SpikeConvBlock,
                                    SpikeTransformerBlock)
@@ -68,7 +69,8 @@ class SDTV3(PrunableBackbone):
         norm_cfg (dict): Norm config. Default: ``dict(type='BN')``.
         attention_order (str): ``'linear'`` (``q (k^T v)``, default) or
             ``'quadratic'`` (``(q k^T) v``, the public code).
-        drop_path_rate (float): Stochastic depth of transformer blocks.
+        drop_path_rate (float): Stochastic depth of transformer blocks, in
+            [0, 1), linear over them. Default: 0.
         frozen_stages (int): -1 freezes nothing, ``n`` in [0, 4] the stem
             and stages 1..n. Default: -1.
         norm_eval (bool): Keep norm layers in eval mode while training.
@@ -153,8 +155,7 @@ class SDTV3(PrunableBackbone):
                          **common),
             [SpikeConvBlock(stem_dims, mlp_ratio=mlp_ratio, **common)])
         num_transformer_blocks = sum(self.depths[self.num_conv_stages:])
-        drop_rates = torch.linspace(0, drop_path_rate,
-                                    max(num_transformer_blocks, 1)).tolist()
+        drop_rates = drop_path_rates(drop_path_rate, num_transformer_blocks)
         self.stages = nn.ModuleList()
         in_dims = stem_dims
         for stage_index, (dims, depth) in enumerate(

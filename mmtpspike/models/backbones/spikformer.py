@@ -1,10 +1,10 @@
 """Spikformer (Zhou et al., ICLR 2023) backbone with token pruning."""
 from typing import List, Optional, Tuple
 
-import torch
 import torch.nn as nn
 
 from mmtpspike.registry import register_model
+from ..layers.drop_path import drop_path_rates
 from ..layers.spikformer_blocks import (DEFAULT_ATTN_SPIKE_CFG,
                                         DEFAULT_SPIKE_CFG, SpikformerBlock,
                                         SpikingPatchSplitting)
@@ -48,8 +48,9 @@ class Spikformer(PrunableBackbone):
             threshold 0.5 (the public code's).
         attn_scale (float): Scale of ``q k^T v``. Default: 0.125.
         norm_cfg (dict): 2-D norm config. Default: ``dict(type='BN')``.
-        drop_path_rate (float): Stochastic depth, linear over the blocks
-            (the public code never applies it). Default: 0.
+        drop_path_rate (float): Stochastic depth in [0, 1), linear over the
+            blocks, one decision per image (the public code never applies
+            it). Default: 0.
         frozen_stages (int): -1 freezes nothing, ``n`` in [0, depth] the
             patch embedding and the first ``n`` blocks. Default: -1.
         norm_eval (bool): Keep norm layers in eval mode while training.
@@ -120,7 +121,7 @@ class Spikformer(PrunableBackbone):
 
         self.patch_embed = SpikingPatchSplitting(
             in_channels, self.embed_dims, spike_cfg, norm_cfg, num_timesteps)
-        drop_rates = torch.linspace(0, drop_path_rate, self.depth).tolist()
+        drop_rates = drop_path_rates(drop_path_rate, self.depth)
         self.blocks = nn.ModuleList(
             SpikformerBlock(self.embed_dims, self.num_heads, spike_cfg,
                             attn_spike_cfg, norm_cfg, mlp_ratio, attn_scale,

@@ -1,4 +1,4 @@
-from .drop_path import ImageDropPath
+from .drop_path import ImageDropPath, drop_path_rates
 from .sdtv3_blocks import (Downsampling, SepConv, SpikeAttention,
                            SpikeConvBlock, SpikeMLP, SpikeTransformerBlock)
 from .spike_neurons import (BinarySpikeSynapse, MultiSpike, MultiStepLIF,
@@ -9,8 +9,8 @@ from .token_attention import TokenAttention
 from .token_block import TokenBlock
 
 __all__ = [
-    'ImageDropPath', 'Downsampling', 'SepConv', 'SpikeAttention',
-    'SpikeConvBlock', 'SpikeMLP', 'SpikeTransformerBlock',
+    'ImageDropPath', 'drop_path_rates', 'Downsampling', 'SepConv',
+    'SpikeAttention', 'SpikeConvBlock', 'SpikeMLP', 'SpikeTransformerBlock',
     'BinarySpikeSynapse', 'MultiSpike', 'MultiStepLIF', 'SpikeNeuron',
     'build_spike_neuron', 'spike_driven', 'unroll_spikes', 'CPUSyncBN',
     'TokenAttention', 'TokenBlock'

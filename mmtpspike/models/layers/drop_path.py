@@ -1,6 +1,21 @@
 """Stochastic depth for timestep-folded spiking batches."""
+from typing import List
+
 import torch
 import torch.nn as nn
+
+
+def drop_path_rates(drop_path_rate: float, num_blocks: int) -> List[float]:
+    """Per-block stochastic depth rates, rising linearly from 0 to
+    ``drop_path_rate`` over ``num_blocks`` blocks.
+
+    Raises:
+        ValueError: ``drop_path_rate`` outside ``[0, 1)``.
+    """
+    if not 0 <= drop_path_rate < 1:
+        raise ValueError(f'drop_path_rate must be in [0, 1), got '
+                         f'{drop_path_rate}')
+    return torch.linspace(0, drop_path_rate, num_blocks).tolist()
 
 
 class ImageDropPath(nn.Module):

@@ -3,7 +3,8 @@ import pytest
 import torch
 from mmcv.cnn.bricks import DropPath
 
-from mmtpspike.models.layers import ImageDropPath
+from mmtpspike.models.backbones import SDTV3, QKFormer, Spikformer
+from mmtpspike.models.layers import ImageDropPath, drop_path_rates
 
 T, B = 2, 64
 
@@ -55,3 +56,19 @@ def test_bad_arguments(kwargs, match):
 def test_rows_must_be_whole_images():
     with pytest.raises(ValueError, match='T=2'):
         ImageDropPath(0.5, num_timesteps=2).train()(torch.ones(3, 4))
+
+
+def test_rates_rise_linearly_to_the_backbone_rate():
+    assert drop_path_rates(0.3, 4) == pytest.approx([0, 0.1, 0.2, 0.3])
+    assert drop_path_rates(0.3, 0) == []
+
+
+@pytest.mark.parametrize('backbone,kwargs', [
+    (SDTV3, dict(arch='t')),
+    (QKFormer, dict(embed_dims=[16, 32, 64], depths=(1, 1, 1), num_heads=2)),
+    (Spikformer, dict(embed_dims=32, depth=2, num_heads=4))])
+@pytest.mark.parametrize('rate', [1.0, -0.1])
+def test_backbone_rate_out_of_range_is_a_clear_error(backbone, kwargs, rate):
+    with pytest.raises(ValueError,
+                       match=r'drop_path_rate must be in \[0, 1\)'):
+        backbone(**kwargs, drop_path_rate=rate)
