@@ -27,13 +27,9 @@ from mmengine.logging import print_log
 from mmengine.model import BaseModule
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from ..pruning import TokenPruner, valid_token_mask
+from ..pruning import (PruningConfig, PruningLayout, TokenPruner,
+                       valid_token_mask)
 from .img_shapes import SHAPES_FIX, check_stage_stride
-
-PRUNING_KEYS = ('keep_ratios', 'scorer', 'mode', 'temporal_selection',
-                'restorer', 'score_on', 'attention_context',
-                'mlp_keep_ratios', 'dynamic', 'reduction', 'skip_mixer',
-                'conv_keep_ratios')
 
 
 class PrunableStage(NamedTuple):
@@ -181,27 +177,20 @@ class PrunableBackbone(BaseModule):
             dict(keep_ratios=1.0)) if pruning is None else None
 
     def _build_pruner(self, pruning: Optional[dict]) -> Optional[TokenPruner]:
+        """A :class:`TokenPruner` for ``pruning`` (checked by
+        :class:`PruningConfig`), or None for None."""
         if pruning is None:
             return None
-        if not isinstance(pruning, dict):
-            raise TypeError(f'pruning must be a dict or None, got {pruning!r}')
-        unknown = set(pruning) - set(PRUNING_KEYS)
-        if unknown:
-            raise KeyError(f'pruning has unknown key(s) {sorted(unknown)}; '
-                           f'allowed: {list(PRUNING_KEYS)}')
-        if pruning.get('temporal_selection') == 'per_timestep' and \
-                self.num_timesteps > 1 and self.spike_cfg['type'] == 'LIF':
-            raise ValueError(
-                "pruning.temporal_selection='per_timestep' needs stateless "
-                "neurons: a LIF neuron must see the same tokens at every "
-                "timestep; use 'shared' or spike_cfg type 'MultiSpike'")
         stages, conv_stages = self.prunable_stages(), \
             self.conv_prunable_stages()
-        return TokenPruner(
-            _block_names(stages), [len(stage.blocks) for stage in stages],
+        layout = PruningLayout(
+            block_names=_block_names(stages),
+            blocks_per_stage=[len(stage.blocks) for stage in stages],
             conv_block_names=_block_names(conv_stages),
             conv_blocks_per_stage=[len(stage.blocks) for stage in conv_stages],
-            num_timesteps=self.num_timesteps, **pruning)
+            num_timesteps=self.num_timesteps,
+            stateful_neurons=self.spike_cfg['type'] == 'LIF')
+        return TokenPruner(PruningConfig.from_dict(pruning), layout)
 
     # ------------------------------------------------- freezing and weights
     def freezable_stages(self) -> Tuple[nn.Module, Sequence[nn.Module]]:
@@ -312,13 +301,14 @@ class PrunableBackbone(BaseModule):
         self._img_shapes = (shapes, None if batch_shape is None else
                             tuple(int(s) for s in batch_shape))
 
-    def set_keep_ratios(self, keep_ratios) -> None:
-        """Change retention ratios; see ``TokenPruner.set_keep_ratios``."""
+    def set_keep_ratios(self, keep_ratios, **ratios) -> None:
+        """Change retention ratios, checked like the ``pruning`` dict; see
+        :meth:`TokenPruner.set_keep_ratios`."""
         if self.pruner is None:
             raise RuntimeError(f'this {type(self).__name__} was built with '
                                'pruning=None; build it with a pruning dict '
                                'to set ratios')
-        self.pruner.set_keep_ratios(keep_ratios)
+        self.pruner.set_keep_ratios(keep_ratios, **ratios)
 
     @property
     def token_records(self):
