@@ -24,7 +24,7 @@ from mmtpspike.utils.launch import (SetupError, build_runner, check_data_paths,
                                     parse_common_args)
 
 
-def parse_args():
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Test (and evaluate) a model')
     parser.add_argument('config', help='test config file path')
     parser.add_argument('checkpoint', help='checkpoint file')
@@ -40,7 +40,7 @@ def parse_args():
     parser.add_argument(
         '--show-tokens', action='store_true',
         help='with --show-dir, also save per-block kept-token maps')
-    return parse_common_args(parser)
+    return parse_common_args(parser, argv)
 
 
 def enable_visualization(cfg, args):
@@ -93,8 +93,9 @@ def apply_args(cfg, args):
 
 
 @friendly_errors
-def main():
-    args = parse_args()
+def main(argv=None):
+    """Run the tool on ``argv`` (the command line when None)."""
+    args = parse_args(argv)
     cfg = apply_args(load_config(args.config, args.cfg_options), args)
     check_data_paths(cfg, ('test_dataloader', ))
     add_spiking_checkpoint_hook(

@@ -22,7 +22,7 @@ from mmtpspike.utils.launch import (SetupError, build_runner, check_data_paths,
                                     parse_common_args)
 
 
-def parse_args():
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Train a model')
     parser.add_argument('config', help='train config file path')
     parser.add_argument('--work-dir', help='dir for logs and checkpoints')
@@ -42,7 +42,7 @@ def parse_args():
         '--skip-unreadable-images', action='store_true',
         help='skip training images that cannot be read (warning with a '
         'count) instead of stopping with an error')
-    return parse_common_args(parser)
+    return parse_common_args(parser, argv)
 
 
 def keep_resumed_seed(cfg) -> None:
@@ -100,8 +100,9 @@ def apply_args(cfg, args):
 
 
 @friendly_errors
-def main():
-    args = parse_args()
+def main(argv=None):
+    """Run the tool on ``argv`` (the command line when None)."""
+    args = parse_args(argv)
     cfg = apply_args(load_config(args.config, args.cfg_options), args)
     loaders = ('train_dataloader', ) + (
         ('val_dataloader', ) if cfg.get('val_cfg') else ())

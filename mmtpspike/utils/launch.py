@@ -12,7 +12,7 @@ import os
 import os.path as osp
 import re
 import sys
-from typing import Callable, Iterator, Tuple
+from typing import Callable, Iterator, Optional, Sequence, Tuple
 
 from mmengine.config import Config, DictAction
 
@@ -155,8 +155,11 @@ def default_work_dir(config_path: str) -> str:
     return osp.join('./work_dirs', osp.splitext(osp.basename(config_path))[0])
 
 
-def parse_common_args(parser: argparse.ArgumentParser) -> argparse.Namespace:
-    """Add the options train and test share, parse, export ``LOCAL_RANK``."""
+def parse_common_args(parser: argparse.ArgumentParser,
+                      argv: Optional[Sequence[str]] = None
+                      ) -> argparse.Namespace:
+    """Add the options train and test share, parse ``argv`` (the command
+    line when None), export ``LOCAL_RANK``."""
     parser.add_argument(
         '--cfg-options',
         nargs='+',
@@ -169,6 +172,6 @@ def parse_common_args(parser: argparse.ArgumentParser) -> argparse.Namespace:
         default='none',
         help='job launcher')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     return args

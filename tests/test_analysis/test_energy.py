@@ -3,9 +3,6 @@ tools/analysis/energy.py."""
 import csv
 import json
 import math
-import os
-import subprocess
-import sys
 
 import cv2
 import pytest
@@ -18,7 +15,7 @@ from mmtpspike.analysis.energy import (AC, MAC, EnergyCosts, EnergyMeter,
 from mmtpspike.analysis.energy_report import layer_rows, summarize
 from mmtpspike.models import SDTV3
 from mmtpspike.models.layers.spike_neurons import MultiSpike, unroll_spikes
-from tool_runner import run_tool
+from tool_runner import call_main, run_tool
 
 TINY = dict(arch='t', depths=(1, 1, 2, 1))
 DET_DEMO = 'configs/det/sdtv3_tp_coco_demo.py'
@@ -217,14 +214,9 @@ def test_energy_tool_writes_csv_json_png(tmp_path):
     (['--keep', '1.0', '1.5'], '--keep values must be in (0, 1]'),
     (['missing.pth'], 'checkpoint not found: missing.pth'),
 ])
-def test_energy_tool_bad_input_is_one_error_line(repo_root, tmp_path, args,
-                                                 fragment):
-    env = dict(os.environ)
-    env.pop('MMTPSPIKE_DEBUG', None)
-    result = subprocess.run(
-        [sys.executable, 'tools/analysis/energy.py', DET_DEMO, *args,
-         '--out-dir', str(tmp_path)], cwd=repo_root, env=env,
-        capture_output=True, text=True, timeout=300)
+def test_energy_tool_bad_input_is_one_error_line(tmp_path, args, fragment):
+    result = call_main('tools/analysis/energy.py', DET_DEMO, *args,
+                       '--out-dir', tmp_path)
     assert result.returncode == 1, result.stderr
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert 'Traceback' not in result.stderr

@@ -4,8 +4,6 @@ The network is made active first (:mod:`active_network`): with fresh BN
 statistics the transformer stages are silent and any export would "match".
 """
 import os
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -16,7 +14,7 @@ from mmtpspike.analysis.export import (ExportError, compile_model,
                                        onnx_session)
 from mmtpspike.models import SDTV3
 from mmtpspike.models.pruning.selection import select_tokens
-from tool_runner import REPO_ROOT
+from tool_runner import call_main
 
 onnx = pytest.importorskip('onnx')
 pytest.importorskip('onnxruntime')
@@ -146,10 +144,8 @@ def test_torch_compile_equals_eager(active_model, image):
 def test_export_tool_refuses_to_overwrite(tmp_path):
     target = tmp_path / 'existing.onnx'
     target.write_text('keep me')
-    result = subprocess.run(
-        [sys.executable, 'tools/analysis/export_backbone.py', 't', '--onnx',
-         str(target)], cwd=REPO_ROOT, capture_output=True, text=True,
-        timeout=120)
+    result = call_main('tools/analysis/export_backbone.py', 't', '--onnx',
+                       target)
     assert result.returncode != 0
     assert 'exists; pass --force' in result.stderr
     assert target.read_text() == 'keep me'

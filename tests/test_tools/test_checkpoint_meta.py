@@ -1,9 +1,20 @@
 """tools/train.py records neuron settings and keep ratios in checkpoints;
-tools/test.py evaluates at the saved ratios unless told otherwise."""
+tools/test.py evaluates at the saved ratios unless told otherwise (both
+tools' ``main(argv)`` run in process: 2 training iterations, 1 test
+image)."""
 import pytest
 
 from mmtpspike.utils import safe_load_checkpoint
-from tool_runner import run_tool
+from tool_runner import call_main
+
+
+def run_main(*args) -> str:
+    """A tool's ``main(argv)`` run to success; its output."""
+    result = call_main(*args)
+    assert result.returncode == 0, (result.stdout[-3000:] +
+                                    result.stderr[-3000:])
+    return result.stdout + result.stderr
+
 
 SEG_TP_DEMO = 'configs/seg/sdtv3_tp_ade20k_demo.py'
 SHORT = ['train_cfg.max_iters=2', 'train_cfg.val_interval=100',
@@ -21,7 +32,7 @@ def scheduled_checkpoint(tmp_path_factory, repo_root_path):
         "custom_hooks = [dict(type='PaddingAwarePruningHook'),\n"
         "                dict(type='RetentionScheduleHook', target=0.5,\n"
         "                     begin=0, end=1)]\n")
-    run_tool('tools/train.py', str(config), '--work-dir', str(work_dir),
+    run_main('tools/train.py', str(config), '--work-dir', str(work_dir),
              '--cfg-options', *SHORT)
     return str(work_dir / 'iter_2.pth')
 
@@ -41,15 +52,17 @@ def test_train_records_neurons_and_ratios(scheduled_checkpoint):
 
 
 def test_test_uses_the_saved_ratios(scheduled_checkpoint, tmp_path):
-    out = run_tool('tools/test.py', SEG_TP_DEMO, scheduled_checkpoint,
+    out = run_main('tools/test.py', SEG_TP_DEMO, scheduled_checkpoint,
                    '--work-dir', str(tmp_path), '--cfg-options',
                    'test_dataloader.dataset.indices=1')
-    assert 'using the keep ratios saved in the checkpoint 0.5' in out
+    assert ('backbone: using the ratios saved in the checkpoint '
+            '(keep_ratios 0.5)') in out
 
 
 def test_command_line_ratios_win(scheduled_checkpoint, tmp_path):
-    out = run_tool('tools/test.py', SEG_TP_DEMO, scheduled_checkpoint,
+    out = run_main('tools/test.py', SEG_TP_DEMO, scheduled_checkpoint,
                    '--work-dir', str(tmp_path), '--cfg-options',
                    'test_dataloader.dataset.indices=1',
                    'model.backbone.pruning.keep_ratios=0.9')
-    assert 'the checkpoint ran with keep ratios 0.5; this run uses 0.9' in out
+    assert ('backbone: the checkpoint ran with keep_ratios 0.5; this run '
+            'uses keep_ratios 0.9') in out

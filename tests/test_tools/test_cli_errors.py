@@ -1,9 +1,17 @@
-"""tools/train.py and tools/test.py: bad input gives one clear line."""
+"""tools/train.py and tools/test.py: bad input gives one clear line.
+
+Argument and set-up errors, and the two-step trainings that meet an
+unreadable image, run the tools' ``main(argv)`` in this process
+(``call_main``: the same exit status and output as the command line, without
+a subprocess's seconds of imports); test_command_line_error_is_one_line runs
+each script itself once."""
 import os
 import subprocess
 import sys
 
 import pytest
+
+from tool_runner import call_main
 
 MINIMAL_CFG = """
 default_scope = 'mmdet'
@@ -19,6 +27,7 @@ optim_wrapper = dict(optimizer=dict(type='SGD', lr=0.01))
 
 
 def run_tool(repo_root, *args):
+    """``python *args`` in a subprocess, as a user runs it."""
     env = dict(os.environ)
     env.pop('MMTPSPIKE_DEBUG', None)
     return subprocess.run([sys.executable, *args], cwd=repo_root, env=env,
@@ -29,7 +38,7 @@ def assert_one_clear_line(result, *fragments):
     assert result.returncode == 1, result.stderr
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert 'Traceback' not in result.stderr
-    assert lines[-1].startswith('error: ')
+    assert lines and lines[-1].startswith('error: '), result.stderr
     for fragment in fragments:
         assert fragment in lines[-1], lines[-1]
 
@@ -45,77 +54,88 @@ def write_cfg(tmp_path, model_type='MaskRCNN', data_root=None):
     return str(path)
 
 
-def test_missing_config(repo_root, tmp_path):
-    result = run_tool(repo_root, 'tools/train.py', str(tmp_path / 'no.py'))
+@pytest.mark.parametrize('tool', ['tools/train.py', 'tools/test.py'])
+def test_command_line_error_is_one_line(repo_root, tmp_path, tool):
+    """The script itself, in a subprocess: the error ends the process
+    with status 1 and one line, as main() does in process below."""
+    args = [tool, str(tmp_path / 'no.py')] + (
+        [str(tmp_path / 'none.pth')] if tool.endswith('test.py') else [])
+    result = run_tool(repo_root, *args)
     assert_one_clear_line(result, 'config file not found', 'no.py')
 
 
-def test_unknown_module_type(repo_root, tmp_path):
-    result = run_tool(repo_root, 'tools/train.py',
-                      write_cfg(tmp_path, model_type='MaskRCNNN'),
-                      '--work-dir', str(tmp_path / 'work'))
+def test_missing_config(tmp_path):
+    result = call_main('tools/train.py', tmp_path / 'no.py')
+    assert_one_clear_line(result, 'config file not found', 'no.py')
+
+
+def test_unknown_module_type(tmp_path):
+    result = call_main('tools/train.py',
+                       write_cfg(tmp_path, model_type='MaskRCNNN'),
+                       '--work-dir', tmp_path / 'work')
     assert_one_clear_line(result, "unknown module type 'MaskRCNNN'",
                           'custom_imports')
 
 
-def test_missing_data_root(repo_root, tmp_path):
+def test_missing_data_root(tmp_path):
     missing = tmp_path / 'nowhere' / 'coco'
-    result = run_tool(repo_root, 'tools/train.py',
-                      write_cfg(tmp_path, data_root=missing))
+    result = call_main('tools/train.py', write_cfg(tmp_path, data_root=missing))
     assert_one_clear_line(result, str(missing),
                           'train_dataloader.dataset.data_root')
 
 
-def test_missing_annotation_file(repo_root, tmp_path):
+def test_missing_annotation_file(tmp_path):
     cfg = write_cfg(tmp_path)
     os.remove(tmp_path / 'data' / 'annotations' / 'train.json')
-    result = run_tool(repo_root, 'tools/train.py', cfg)
+    result = call_main('tools/train.py', cfg)
     assert_one_clear_line(result, 'annotation file', 'train.json')
 
 
-def test_missing_checkpoint_for_test(repo_root, tmp_path):
-    result = run_tool(repo_root, 'tools/test.py', write_cfg(tmp_path),
-                      str(tmp_path / 'none.pth'))
+def test_missing_checkpoint_for_test(tmp_path):
+    result = call_main('tools/test.py', write_cfg(tmp_path),
+                       tmp_path / 'none.pth')
     assert_one_clear_line(result, 'checkpoint not found', 'none.pth')
 
 
-def test_bad_resume_path(repo_root, tmp_path):
-    result = run_tool(repo_root, 'tools/train.py', write_cfg(tmp_path),
-                      '--resume', str(tmp_path / 'gone.pth'))
+def test_bad_resume_path(tmp_path):
+    result = call_main('tools/train.py', write_cfg(tmp_path), '--resume',
+                       tmp_path / 'gone.pth')
     assert_one_clear_line(result, '--resume checkpoint not found')
 
 
 @pytest.mark.parametrize('tool', ['tools/train.py', 'tools/test.py'])
-def test_help(repo_root, tool):
-    result = run_tool(repo_root, tool, '--help')
+def test_help(tool):
+    result = call_main(tool, '--help')
     assert result.returncode == 0
+    assert result.stdout.startswith(f'usage: {os.path.basename(tool)} ')
     for flag in ('--work-dir', '--cfg-options', '--launcher'):
         assert flag in result.stdout
 
 
-def test_amp_without_cuda(repo_root, tmp_path):
+def test_amp_without_cuda(tmp_path):
     import torch
     if torch.cuda.is_available():
         pytest.skip('a CUDA device is present')
-    result = run_tool(repo_root, 'tools/train.py', write_cfg(tmp_path),
-                      '--amp')
+    result = call_main('tools/train.py', write_cfg(tmp_path), '--amp')
     assert_one_clear_line(result, '--amp needs a CUDA device')
 
 
-def test_launcher_without_its_environment(repo_root, tmp_path):
-    result = run_tool(repo_root, 'tools/train.py', write_cfg(tmp_path),
-                      '--launcher', 'pytorch')
+def test_launcher_without_its_environment(tmp_path, monkeypatch):
+    for name in ('RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT'):
+        monkeypatch.delenv(name, raising=False)
+    result = call_main('tools/train.py', write_cfg(tmp_path), '--launcher',
+                       'pytorch')
     assert_one_clear_line(result, '--launcher pytorch needs RANK',
                           'tools/dist_train.sh')
 
 
-def test_explicit_nccl_without_cuda(repo_root, tmp_path):
+def test_explicit_nccl_without_cuda(tmp_path):
     import torch
     if torch.cuda.is_available():
         pytest.skip('a CUDA device is present')
-    result = run_tool(repo_root, 'tools/train.py', write_cfg(tmp_path),
-                      '--launcher', 'pytorch', '--cfg-options',
-                      'env_cfg.dist_cfg.backend=nccl')
+    result = call_main('tools/train.py', write_cfg(tmp_path), '--launcher',
+                       'pytorch', '--cfg-options',
+                       'env_cfg.dist_cfg.backend=nccl')
     assert_one_clear_line(result, "backend='nccl' needs CUDA GPUs",
                           'backend=gloo')
 
@@ -162,30 +182,30 @@ def corrupt_mini_ade(repo_root, tmp_path):
     return data, corrupt
 
 
-def train_on(repo_root, data, *options, indices):
-    """Train the seg demo for 2 steps of 2 images on the first ``indices``
-    images of ``data``."""
-    return run_tool(repo_root, 'tools/train.py', SEG_DEMO, '--work-dir',
-                    str(data.parent / 'work'), *options, '--cfg-options',
-                    f'train_dataloader.dataset.data_root={data}',
-                    f'train_dataloader.dataset.indices={indices}',
-                    'train_dataloader.batch_size=2', 'train_cfg.max_iters=2',
-                    *NO_VAL)
+def train_on(data, *options, indices):
+    """Train the seg demo (in process) for 2 steps of 2 images on the first
+    ``indices`` images of ``data``."""
+    return call_main('tools/train.py', SEG_DEMO, '--work-dir',
+                     data.parent / 'work', *options, '--cfg-options',
+                     f'train_dataloader.dataset.data_root={data}',
+                     f'train_dataloader.dataset.indices={indices}',
+                     'train_dataloader.batch_size=2', 'train_cfg.max_iters=2',
+                     *NO_VAL)
 
 
-def test_unreadable_training_image(repo_root, corrupt_mini_ade):
+def test_unreadable_training_image(corrupt_mini_ade):
     data, corrupt = corrupt_mini_ade
     # the first step reads both images, the corrupt one included
-    result = train_on(repo_root, data, indices=2)
+    result = train_on(data, indices=2)
     assert_one_clear_line(
         result, f'cannot read image {corrupt} (not a decodable image)',
         '--skip-unreadable-images')
 
 
-def test_skip_unreadable_training_images(repo_root, corrupt_mini_ade):
+def test_skip_unreadable_training_images(corrupt_mini_ade):
     data, corrupt = corrupt_mini_ade
     # two steps read all four images once
-    result = train_on(repo_root, data, '--skip-unreadable-images', indices=4)
+    result = train_on(data, '--skip-unreadable-images', indices=4)
     assert result.returncode == 0, result.stderr[-3000:]
     assert (f'skipped unreadable image {corrupt} (not a decodable image); '
             f'1 unreadable image(s) skipped so far') in result.stdout

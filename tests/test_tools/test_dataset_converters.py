@@ -11,14 +11,12 @@ import glob
 import json
 import os.path as osp
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from tool_runner import REPO_ROOT, run_tool
+from tool_runner import REPO_ROOT, call_main, run_tool
 
 MODES = ('textured', 'tinted')
 MINI_COCO = {
@@ -48,11 +46,9 @@ def test_check_reports_a_changed_file(tmp_path):
     shutil.copytree(MINI_ADE['textured'], data)
     label = data / 'annotations' / 'validation' / 'ADE_val_00000002.png'
     label.write_bytes(label.read_bytes() + b'\0')
-    result = subprocess.run(
-        [sys.executable, 'tools/dataset_converters/make_mini_ade20k.py',
-         '--check', '--out', str(data)], cwd=REPO_ROOT, capture_output=True,
-        text=True)
-    assert result.returncode == 1
+    result = call_main('tools/dataset_converters/make_mini_ade20k.py',
+                       '--check', '--out', data)
+    assert result.returncode == 1, result.stderr
     assert 'in 1 file(s): annotations/validation/ADE_val_00000002.png' in \
         result.stderr
 

@@ -28,7 +28,7 @@ from mmtpspike.analysis.model_io import (DEFAULT_INPUT_SHAPES, BackboneNeck,
 from mmtpspike.utils.launch import friendly_errors, load_config
 
 
-def parse_args():
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('config')
     parser.add_argument('--keep', type=float, nargs='+', default=[0.78, 0.56])
@@ -41,7 +41,7 @@ def parse_args():
                         help='keep BN layers and channels-first memory')
     parser.add_argument('--csv', help='also write the table as CSV')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
-    return parser.parse_args()
+    return parser.parse_args(argv)
 
 
 def measure(config, checkpoint, cfg_options, keep, shape, warmup, repeats,
@@ -64,8 +64,8 @@ def measure(config, checkpoint, cfg_options, keep, shape, warmup, repeats,
 
 
 @friendly_errors
-def main():
-    args = parse_args()
+def main(argv=None):
+    args = parse_args(argv)
     cfg = load_config(args.config, args.cfg_options)
     shape = tuple(args.shape or DEFAULT_INPUT_SHAPES[cfg.default_scope])
     keeps = [1.0] + [k for k in args.keep if k != 1.0]

@@ -239,7 +239,7 @@ def public_kept_share(model, height: int, width: int) -> float:
     return sum(shares) / len(shares)
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--backbone', default='SDTV3',
                         help='registered prunable backbone (--mode train)')
@@ -261,7 +261,7 @@ def main():
                         help='time the public TP-Spikformer SDT-V3 code '
                         '(a copy of its repository or models_drop.py) '
                         'against ours, interleaved in one process')
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.public_code:
         return main_public_code(args)
     if args.mode == 'train':

@@ -38,7 +38,7 @@ from mmtpspike.analysis.model_io import (DEFAULT_INPUT_SHAPES, BackboneNeck,
 from mmtpspike.utils.launch import friendly_errors
 
 
-def parse_args():
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('config')
     parser.add_argument('--checkpoint', help='trained weights')
@@ -54,7 +54,7 @@ def parse_args():
                         'one)')
     parser.add_argument('--out', help='write the report as JSON')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
-    return parser.parse_args()
+    return parser.parse_args(argv)
 
 
 def params_m(module) -> float:
@@ -127,8 +127,8 @@ def print_report(report: dict) -> None:
 
 
 @friendly_errors
-def main():
-    args = parse_args()
+def main(argv=None):
+    args = parse_args(argv)
     model, cfg = build_model(args.config, args.checkpoint, args.cfg_options)
     shape = tuple(args.shape or DEFAULT_INPUT_SHAPES[cfg.default_scope])
     paths = args.images or default_images(cfg, args.num_images)

@@ -52,7 +52,7 @@ from mmtpspike.utils.launch import (check_data_paths, check_image_loading,
 LOADER = 'test_dataloader'
 
 
-def parse_args():
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('config')
     parser.add_argument('checkpoint', nargs='?', help='trained weights')
@@ -74,7 +74,7 @@ def parse_args():
                         help='random seed (the initial weights of a model '
                         'without checkpoint)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
-    return parser.parse_args()
+    return parser.parse_args(argv)
 
 
 def check_args(args) -> None:
@@ -179,8 +179,8 @@ def make_out_dir(path: str) -> None:
 
 
 @friendly_errors
-def main():
-    args = parse_args()
+def main(argv=None):
+    args = parse_args(argv)
     check_args(args)
     set_random_seed(args.seed)
     model, cfg = build_model(args.config, args.checkpoint, args.cfg_options)

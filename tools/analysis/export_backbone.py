@@ -42,7 +42,7 @@ from mmtpspike.utils.launch import friendly_errors
 ARCHS = ('t', 's', 'm', 'l')
 
 
-def parse_args():
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('config_or_arch', metavar='CONFIG_OR_ARCH',
                         help=f'SDT-V3 arch {ARCHS} or a config path')
@@ -62,7 +62,7 @@ def parse_args():
     parser.add_argument('--warmup', type=int, default=1)
     parser.add_argument('--repeats', type=int, default=5)
     parser.add_argument('--threads', type=int, default=torch.get_num_threads())
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if not args.onnx and not args.compile:
         parser.error('nothing to do: pass --onnx PATH and / or --compile')
     if args.onnx and osp.exists(args.onnx) and not args.force:
@@ -93,8 +93,8 @@ def build_backbone(config_or_arch: str, checkpoint, keep: float):
 
 
 @friendly_errors
-def main():
-    args = parse_args()
+def main(argv=None):
+    args = parse_args(argv)
     torch.set_num_threads(args.threads)
     model, name = build_backbone(args.config_or_arch, args.checkpoint,
                                  args.keep)

@@ -20,7 +20,7 @@ from mmtpspike.analysis.object_tokens import tally_dataset
 from mmtpspike.utils.launch import check_data_paths, friendly_errors
 
 
-def parse_args():
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('config')
     parser.add_argument('checkpoint', help="weights, or 'none'")
@@ -29,12 +29,12 @@ def parse_args():
     parser.add_argument('--num-images', type=int, default=50)
     parser.add_argument('--out', help='also write the shares as JSON')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
-    return parser.parse_args()
+    return parser.parse_args(argv)
 
 
 @friendly_errors
-def main():
-    args = parse_args()
+def main(argv=None):
+    args = parse_args(argv)
     model, cfg = build_pruned_model(args.config, args.checkpoint,
                                     args.cfg_options, args.keep)
     check_data_paths(cfg, ('test_dataloader', ))

@@ -62,7 +62,7 @@ VARIANTS = {
 }
 
 
-def parse_args():
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('config', help='dense demo config')
     parser.add_argument('--work-dir', required=True)
@@ -87,7 +87,7 @@ def parse_args():
                         help='test images for the object-token shares')
     parser.add_argument('--out', help='also write the table to this file')
     parser.add_argument('--json', help='also write every row as JSON')
-    return parser.parse_args()
+    return parser.parse_args(argv)
 
 
 def pruning_settings(variant: str, keep: float) -> dict:
@@ -223,8 +223,8 @@ def table(rows: List[dict], scope: str) -> str:
 
 
 @friendly_errors
-def main():
-    args = parse_args()
+def main(argv=None):
+    args = parse_args(argv)
     checkpoint = args.checkpoint or train(args)
     scope = load_config(args.config).default_scope
     rows = run_rows(args, checkpoint)

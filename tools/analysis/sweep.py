@@ -36,7 +36,7 @@ from mmtpspike.utils.launch import (SetupError, build_runner,
 METRIC = {'mmdet': 'coco/bbox_mAP', 'mmseg': 'mIoU'}
 
 
-def parse_args():
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('config')
     parser.add_argument('checkpoint', help="weights, or 'none'")
@@ -57,7 +57,7 @@ def parse_args():
                         default=[0.4, 0.6, 0.8, 1.0])
     parser.add_argument('--out', help='also write the rows as JSON')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
-    return parser.parse_args()
+    return parser.parse_args(argv)
 
 
 def build_eval_runner(args):
@@ -145,8 +145,8 @@ def budget_search(args, runner, metric):
 
 
 @friendly_errors
-def main():
-    args = parse_args()
+def main(argv=None):
+    args = parse_args(argv)
     start = time.perf_counter()
     runner, cfg = build_eval_runner(args)
     metric = METRIC[cfg.default_scope]

@@ -24,7 +24,7 @@ from mmtpspike.utils.launch import friendly_errors
 from mmtpspike.visualization import draw_token_grid
 
 
-def parse_args():
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('config')
     parser.add_argument('checkpoint', help="weights, or 'none'")
@@ -35,12 +35,12 @@ def parse_args():
     parser.add_argument('--max-side', type=int, default=320,
                         help='longer side of each tile in the grid')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
-    return parser.parse_args()
+    return parser.parse_args(argv)
 
 
 @friendly_errors
-def main():
-    args = parse_args()
+def main(argv=None):
+    args = parse_args(argv)
     model, cfg = build_pruned_model(
         args.config, args.checkpoint, args.cfg_options,
         None if args.keep is None else [args.keep])

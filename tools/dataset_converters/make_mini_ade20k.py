@@ -215,9 +215,9 @@ def describe(counts):
     return f'pixels per PNG value, {summary}'
 
 
-def main():
+def main(argv=None):
     scenes.run_cli('Make the mini ADE20K-format semantic segmentation set',
-                   DEFAULT_OUTS, generate, describe)
+                   DEFAULT_OUTS, generate, describe, argv=argv)
 
 
 if __name__ == '__main__':

@@ -397,9 +397,9 @@ def describe(counts):
                      for split, (n_img, n_ann) in counts.items())
 
 
-def main():
+def main(argv=None):
     scenes.run_cli('Make the mini COCO-format instance segmentation set',
-                   DEFAULT_OUTS, generate, describe,
+                   DEFAULT_OUTS, generate, describe, argv=argv,
                    equivalent=same_annotations)
 
 
