@@ -132,6 +132,7 @@ def test_sources_compile_on_the_oldest_declared_python(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.slow  # pip resolves the whole environment
 def test_readme_install_command_replaces_nothing(tmp_path):
     """The README's one command for an existing environment, resolved by
     pip (dry run, offline) in the environment running this test: it

@@ -68,11 +68,13 @@ def short_run(cfg: Config, work_dir) -> dict:
     return metrics
 
 
+@pytest.mark.slow  # quick: test_demo_runs.py
 def test_fast_det_demo_trains_and_tests(tmp_path):
     metrics = short_run(config('det/sdtv3_tp_fast_coco_demo.py'), tmp_path)
     assert 0 <= metrics['coco/bbox_mAP'] <= 1
 
 
+@pytest.mark.slow  # quick: test_demo_runs.py
 def test_fast_seg_demo_trains_and_tests(tmp_path):
     metrics = short_run(config('seg/sdtv3_tp_fast_ade20k_demo.py'), tmp_path)
     assert 0 <= metrics['mIoU'] <= 100

@@ -84,6 +84,7 @@ def test_seg_config_builds_consistently(path):
         [cfg.model.neck.out_channels] * 4
 
 
+@pytest.mark.slow  # quick: test_demo_runs.py
 def test_det_demo_trains_two_iterations_and_tests(tmp_path):
     from mmengine.runner import Runner
     cfg = Config.fromfile([p for p in DET_CONFIGS

@@ -127,6 +127,7 @@ def test_det_demo_detector_trains_on_padded_batch():
         assert not (record.kept & ~record.valid).any()
 
 
+@pytest.mark.slow  # quick: test_demo_runs.py
 def test_seg_demo_trains_two_iterations_and_tests(tmp_path):
     from mmengine.runner import Runner
     cfg = config_named('sdtv1_tp_ade20k_demo.py')

@@ -130,6 +130,7 @@ def test_seg_demo_loss_on_padded_batch():
         assert not (record.kept & ~record.valid).any()
 
 
+@pytest.mark.slow  # quick: test_demo_runs.py
 def test_det_demo_trains_two_iterations_and_tests(tmp_path):
     from mmengine.runner import Runner
     cfg = config_named('spikformer_tp_coco_demo.py')

@@ -7,13 +7,12 @@ the 16 epochs a test can afford, the detector learns its bright shapes
 (measured below), while on the textured demo set it reaches only 0.05 bbox
 mAP (0.25 after the demo's 36 epochs), too little for a bound on pruning to
 mean anything. The one-epoch training test runs the demo config as it is.
+The trainings and evaluations are the slow tier (``-m slow``).
 """
 import glob
 import os
 import pickle
 import shutil
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -22,7 +21,7 @@ from mmengine.registry import init_default_scope
 
 import mmtpspike  # noqa: F401
 from run_logs import evaluation_metrics, logged_scalars
-from tool_runner import run_tool
+from tool_runner import call_main, run_tool
 
 DENSE = 'configs/det/sdtv3_coco_demo.py'
 PRUNED = 'configs/det/sdtv3_tp_coco_demo.py'
@@ -93,6 +92,7 @@ def load_predictions(work_dir):
         return sorted(pickle.load(file), key=lambda sample: sample['img_id'])
 
 
+@pytest.mark.slow
 def test_keep_one_reproduces_dense_exactly(tmp_path_factory,
                                            dense_checkpoint, dense_eval):
     """The TP config at keep 1.0 gives the dense config's boxes, scores,
@@ -114,6 +114,7 @@ def test_keep_one_reproduces_dense_exactly(tmp_path_factory,
         assert have['masks'] == want['masks']
 
 
+@pytest.mark.slow
 def test_pruned_demo_stays_near_dense(dense_eval, pruned_eval):
     """Training-free pruning at 78 % keeps at least PRUNED_FRACTION of the
     dense bbox and segm mAP@0.5, and the dense model clears DENSE_FLOOR.
@@ -141,6 +142,7 @@ def test_pruned_demo_stays_near_dense(dense_eval, pruned_eval):
             (key, dense[key], pruned[key])
 
 
+@pytest.mark.slow
 def test_pruned_evaluation_draws_and_keeps_78_percent(pruned_eval):
     work_dir, _ = pruned_eval
     stats = logged_scalars(str(work_dir))[-1]
@@ -151,6 +153,7 @@ def test_pruned_evaluation_draws_and_keeps_78_percent(pruned_eval):
     assert len(load_predictions(work_dir)) == 8
 
 
+@pytest.mark.slow
 def test_train_pruned_demo_reports_coco_metrics(tmp_path):
     run_tool('tools/train.py', PRUNED, '--work-dir', str(tmp_path),
              '--cfg-options', *ONE_EPOCH)
@@ -166,6 +169,7 @@ def test_train_pruned_demo_reports_coco_metrics(tmp_path):
     assert (tmp_path / 'epoch_1.pth').is_file()
 
 
+@pytest.mark.slow
 def test_resume_training(tmp_path, dense_checkpoint):
     resumed = tmp_path / f'epoch_{EPOCHS}.pth'
     shutil.copy(dense_checkpoint, resumed)
@@ -179,16 +183,10 @@ def test_resume_training(tmp_path, dense_checkpoint):
     assert (tmp_path / f'epoch_{EPOCHS + 1}.pth').is_file()
 
 
-def test_missing_data_root_one_line(repo_root):
-    result = subprocess.run([
-        sys.executable, 'tools/train.py', PRUNED, '--cfg-options',
-        'train_dataloader.dataset.data_root=data/nowhere/'
-    ],
-                            cwd=repo_root,
-                            capture_output=True,
-                            text=True,
-                            timeout=300)
-    assert result.returncode == 1
+def test_missing_data_root_one_line():
+    result = call_main('tools/train.py', PRUNED, '--cfg-options',
+                       'train_dataloader.dataset.data_root=data/nowhere/')
+    assert result.returncode == 1, result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith(
         "error: data root 'data/nowhere/'")
 

@@ -23,7 +23,8 @@ import torch
 from active_network import activate
 from tool_runner import REPO_ROOT
 
-pytestmark = pytest.mark.dist
+# torchrun launches of minutes: the slow tier (-m slow or -m dist)
+pytestmark = [pytest.mark.dist, pytest.mark.slow]
 
 DET = 'configs/det/sdtv3_tp_coco_demo.py'
 SEG = 'configs/seg/sdtv3_tp_ade20k_demo.py'

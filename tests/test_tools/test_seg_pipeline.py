@@ -1,6 +1,7 @@
 """Segmentation end to end through tools/train.py and tools/test.py on the
 bundled mini ADE20K-format set (CPU): a briefly trained dense demo
-segmentor, evaluated dense, at keep 1.0 and pruned."""
+segmentor, evaluated dense, at keep 1.0 and pruned: all in the slow tier
+(``-m slow``)."""
 import glob
 import os
 
@@ -8,6 +9,8 @@ import pytest
 
 from run_logs import evaluation_metrics, logged_scalars
 from tool_runner import run_tool
+
+pytestmark = pytest.mark.slow
 
 DENSE = 'configs/seg/sdtv3_ade20k_demo.py'
 PRUNED = 'configs/seg/sdtv3_tp_ade20k_demo.py'

@@ -43,6 +43,7 @@ def test_callbacks_never_synchronise(monkeypatch):
     assert hook._summary() == {}, 'the tally restarts after each summary'
 
 
+@pytest.mark.slow  # a torchrun launch
 def test_tally_is_reduced_over_ranks(tmp_path):
     """Two gloo processes with different counts report the global ratio."""
     script = tmp_path / 'reduce.py'
