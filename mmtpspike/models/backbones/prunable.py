@@ -27,8 +27,7 @@ from mmengine.logging import print_log
 from mmengine.model import BaseModule
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from ..pruning import (PruningConfig, PruningLayout, TokenPruner,
-                       valid_token_mask)
+from ..pruning import PruningLayout, TokenPruner, valid_token_mask
 from .img_shapes import SHAPES_FIX, check_stage_stride
 
 
@@ -178,7 +177,8 @@ class PrunableBackbone(BaseModule):
 
     def _build_pruner(self, pruning: Optional[dict]) -> Optional[TokenPruner]:
         """A :class:`TokenPruner` for ``pruning`` (checked by
-        :class:`PruningConfig`), or None for None."""
+        :class:`~mmtpspike.models.pruning.PruningConfig`), or None for
+        None."""
         if pruning is None:
             return None
         stages, conv_stages = self.prunable_stages(), \
@@ -190,7 +190,7 @@ class PrunableBackbone(BaseModule):
             conv_blocks_per_stage=[len(stage.blocks) for stage in conv_stages],
             num_timesteps=self.num_timesteps,
             stateful_neurons=self.spike_cfg['type'] == 'LIF')
-        return TokenPruner(PruningConfig.from_dict(pruning), layout)
+        return TokenPruner(pruning, layout)
 
     # ------------------------------------------------- freezing and weights
     def freezable_stages(self) -> Tuple[nn.Module, Sequence[nn.Module]]:
