@@ -1,4 +1,9 @@
+from mmtpspike.registry import INSTALLED_TASK_PACKAGES
 from .backbones import SDTV3, attach_img_shapes
 from .necks import SimplePyramidAdapter, SpikeFPN
 
 __all__ = ['SDTV3', 'SimplePyramidAdapter', 'SpikeFPN', 'attach_img_shapes']
+
+if 'mmdet' in INSTALLED_TASK_PACKAGES:
+    from .data_preprocessors import EventDetDataPreprocessor  # noqa: F401
+    __all__.append('EventDetDataPreprocessor')

@@ -1,0 +1,3 @@
+from .event_det_data_preprocessor import EventDetDataPreprocessor
+
+__all__ = ['EventDetDataPreprocessor']
