@@ -299,6 +299,13 @@ class EvaluationFilter:
                    min_box_diag=min_box_diag / downsample_factor,
                    min_box_side=min_box_side / downsample_factor)
 
+    @property
+    def criteria(self) -> Tuple[str, str]:
+        """Descriptions of the time and the size criterion."""
+        return (f't > {self.skip_first_us} us',
+                f'diagonal >= {self.min_box_diag:g} px and sides >= '
+                f'{self.min_box_side:g} px')
+
     def masks(self, boxes_xyxy: np.ndarray,
               timestamps_us: np.ndarray) -> Dict[str, np.ndarray]:
         """The keep mask of each criterion, keyed by its description.
@@ -310,13 +317,14 @@ class EvaluationFilter:
                 since the recording began.
 
         Returns:
-            dict[str, np.ndarray]: ``[N]`` bool masks, time first, then size.
+            dict[str, np.ndarray]: ``[N]`` bool masks keyed by
+            :attr:`criteria`, time first, then size.
         """
+        time_criterion, size_criterion = self.criteria
         return {
-            f't > {self.skip_first_us} us':
+            time_criterion:
             np.asarray(timestamps_us) > self.skip_first_us,
-            f'diagonal >= {self.min_box_diag:g} px and sides >= '
-            f'{self.min_box_side:g} px':
+            size_criterion:
             size_mask(boxes_xyxy, self.min_box_diag, self.min_box_side),
         }
 

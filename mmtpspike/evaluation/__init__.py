@@ -1,0 +1,4 @@
+"""Evaluation of mmtpspike's tasks."""
+from .metrics import PropheseeMetric
+
+__all__ = ['PropheseeMetric']

@@ -1,0 +1,5 @@
+"""Metrics of mmtpspike, registered into mmengine's root ``METRICS`` (found
+from the mmdet and mmseg scopes too)."""
+from .prophesee_metric import PropheseeMetric
+
+__all__ = ['PropheseeMetric']
