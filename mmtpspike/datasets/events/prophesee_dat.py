@@ -27,6 +27,9 @@ _Y_SHIFT = COORDINATE_BITS
 _P_SHIFT = 2 * COORDINATE_BITS
 _COORDINATE_MASK = (1 << COORDINATE_BITS) - 1
 _HEADER_PREFIX = b'% '
+#: records checked on each side of a read window (see
+#: ``DatRecording._check_window_edges``)
+_EDGE_RECORDS = 2
 
 
 def decode_records(records: np.ndarray) -> Events:
@@ -150,9 +153,9 @@ class DatRecording:
     The header is read when the object is made; the records are mapped on
     first use in each process and never pickled, so a recording can be
     handed to forked or spawned DataLoader workers. Every read checks its
-    window: timestamps non-decreasing (also against the neighbours of the
-    window, so a binary search on an unsorted file cannot silently return a
-    wrong window) and coordinates inside the header's sensor size.
+    window: timestamps non-decreasing, also across the records next to the
+    window (an out-of-order record at an edge would mislead the binary
+    search), and coordinates inside the header's sensor size.
     :meth:`validate` checks the whole file.
 
     Args:
@@ -225,10 +228,12 @@ class DatRecording:
         """
         times = self.records['t']
         start = _search_sorted(times, t_start_us)
-        end = max(_search_sorted(times, t_end_us), start)
-        self._check_neighbours(start, end, t_start_us, t_end_us)
+        end = start
+        if t_end_us > t_start_us:
+            end = max(_search_sorted(times, t_end_us), start)
         events = decode_records(self.records[start:end])
         self._check_events(events, start)
+        self._check_window_edges(events.t, start, end, t_start_us, t_end_us)
         return events
 
     def read_all(self) -> Events:
@@ -252,15 +257,31 @@ class DatRecording:
             chunk = decode_records(self.records[first:start + chunk_events])
             self._check_events(chunk, first)
 
-    def _check_neighbours(self, start: int, end: int, t_start_us: int,
-                          t_end_us: int) -> None:
-        """Raise when the records next to a searched window contradict
-        sorted timestamps: ``t[start - 1] < t_start_us`` and
-        ``t[end] >= t_end_us`` hold for a sorted file."""
+    def _check_window_edges(self, window_times: np.ndarray, start: int,
+                            end: int, t_start_us: int,
+                            t_end_us: int) -> None:
+        """Raise when the records around a searched window contradict
+        sorted timestamps.
+
+        A sorted file has ``t[start - 1] < t_start_us <= t[start]``,
+        ``t[end - 1] < t_end_us <= t[end]`` and sorted records next to the
+        window; this catches an out-of-order record at either edge, which
+        would mislead the binary search (:meth:`validate` checks all).
+        """
         times = self.records['t']
-        if start > 0 and times[start - 1] >= t_start_us:
+        before = times[max(start - _EDGE_RECORDS, 0):start]
+        after = times[end:end + _EDGE_RECORDS]
+        edges = np.concatenate(
+            [before, window_times[:1], window_times[-1:], after])
+        if np.any(edges[1:] < edges[:-1]):
+            self._raise_unsorted(start if len(before) else end)
+        if len(before) and before[-1] >= t_start_us:
             self._raise_unsorted(start - 1)
-        if end < self.num_events and times[end] < t_end_us:
+        if len(window_times) and window_times[0] < t_start_us:
+            self._raise_unsorted(start)
+        if len(window_times) and window_times[-1] >= t_end_us:
+            self._raise_unsorted(end - 1)
+        if len(after) and after[0] < t_end_us and t_end_us > t_start_us:
             self._raise_unsorted(end)
 
     def _check_events(self, events: Events, first_index: int) -> None:
