@@ -10,7 +10,7 @@ word ``v`` with ``x = v & 0x3FFF``, ``y = (v & 0x0FFFC000) >> 14``,
 """
 import bisect
 import os
-from typing import Dict, Optional, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -147,6 +147,86 @@ def read_header(path: str) -> Tuple[Dict[str, str], int, int, int]:
     return header, offset + 2, ev_type, ev_size
 
 
+def check_events(path: str, events: Events, first_index: int,
+                 width: Optional[int], height: Optional[int],
+                 times: Sequence) -> None:
+    """Raise when ``events`` (records ``first_index`` on of a recording)
+    are not sorted by time or leave a ``width`` x ``height`` sensor.
+
+    Args:
+        path (str): The recording, named in the error.
+        events (Events): Decoded records.
+        first_index (int): Index of ``events[0]`` in the recording.
+        width (int, optional): Sensor width, None to skip the check.
+        height (int, optional): Sensor height, None to skip the check.
+        times (Sequence): The recording's ``t`` column (for the message).
+
+    Raises:
+        SetupError: Naming the file, the first bad event and the fix.
+    """
+    decreasing = np.flatnonzero(events.t[1:] < events.t[:-1])
+    if len(decreasing):
+        raise_unsorted(path, times, first_index + int(decreasing[0]))
+    if len(events) == 0:
+        return
+    for axis, size in (('x', width), ('y', height)):
+        coordinates = getattr(events, axis)
+        if size is not None and coordinates.max() >= size:
+            index = first_index + int(np.argmax(coordinates >= size))
+            raise SetupError(
+                f'{path}: event {index} has {axis} = {coordinates.max()}, '
+                f'outside the sensor size {width}x{height} named by the '
+                'header: the header names a different size than the events '
+                'reach (wrong camera or corrupt file); fix the header.')
+
+
+def check_window_edges(path: str, times: Sequence, window_times: np.ndarray,
+                       start: int, end: int, t_start_us: int,
+                       t_end_us: int) -> None:
+    """Raise when the records around a window found by binary search
+    contradict sorted timestamps.
+
+    A sorted recording has ``t[start - 1] < t_start_us <= t[start]``,
+    ``t[end - 1] < t_end_us <= t[end]`` and sorted records next to the
+    window; this catches an out-of-order record at either edge, which would
+    mislead the binary search (a full check reads the whole recording).
+
+    Args:
+        path (str): The recording, named in the error.
+        times (Sequence): The recording's ``t`` column.
+        window_times (np.ndarray): ``times[start:end]`` as read.
+        start (int): First index of the window.
+        end (int): End index (exclusive) of the window.
+        t_start_us (int): Window start searched for.
+        t_end_us (int): Window end searched for.
+    """
+    before = np.asarray(times[max(start - _EDGE_RECORDS, 0):start])
+    after = np.asarray(times[end:end + _EDGE_RECORDS])
+    edges = np.concatenate(
+        [before, window_times[:1], window_times[-1:], after])
+    if np.any(edges[1:] < edges[:-1]):
+        raise_unsorted(path, times, start if len(before) else end)
+    if len(before) and before[-1] >= t_start_us:
+        raise_unsorted(path, times, start - 1)
+    if len(window_times) and window_times[0] < t_start_us:
+        raise_unsorted(path, times, start)
+    if len(window_times) and window_times[-1] >= t_end_us:
+        raise_unsorted(path, times, end - 1)
+    if len(after) and after[0] < t_end_us and t_end_us > t_start_us:
+        raise_unsorted(path, times, end)
+
+
+def raise_unsorted(path: str, times: Sequence, index: int) -> None:
+    """Raise for timestamps that are not sorted near event ``index``."""
+    first = max(index - 1, 0)
+    raise SetupError(
+        f'{path}: timestamps are not sorted near event {index} (events '
+        f'{first}.. have t = {np.asarray(times[first:index + 2]).tolist()} '
+        'us); time windows need events sorted by time. Run validate() to '
+        'find every problem, and sort the file (read_all, sort by t, write '
+        'it again).')
+
+
 class DatRecording:
     """A Prophesee ``.dat`` recording, memory-mapped and read by time window.
 
@@ -233,7 +313,8 @@ class DatRecording:
             end = max(_search_sorted(times, t_end_us), start)
         events = decode_records(self.records[start:end])
         self._check_events(events, start)
-        self._check_window_edges(events.t, start, end, t_start_us, t_end_us)
+        check_window_edges(self.path, times, events.t, start, end,
+                           t_start_us, t_end_us)
         return events
 
     def read_all(self) -> Events:
@@ -257,62 +338,9 @@ class DatRecording:
             chunk = decode_records(self.records[first:start + chunk_events])
             self._check_events(chunk, first)
 
-    def _check_window_edges(self, window_times: np.ndarray, start: int,
-                            end: int, t_start_us: int,
-                            t_end_us: int) -> None:
-        """Raise when the records around a searched window contradict
-        sorted timestamps.
-
-        A sorted file has ``t[start - 1] < t_start_us <= t[start]``,
-        ``t[end - 1] < t_end_us <= t[end]`` and sorted records next to the
-        window; this catches an out-of-order record at either edge, which
-        would mislead the binary search (:meth:`validate` checks all).
-        """
-        times = self.records['t']
-        before = times[max(start - _EDGE_RECORDS, 0):start]
-        after = times[end:end + _EDGE_RECORDS]
-        edges = np.concatenate(
-            [before, window_times[:1], window_times[-1:], after])
-        if np.any(edges[1:] < edges[:-1]):
-            self._raise_unsorted(start if len(before) else end)
-        if len(before) and before[-1] >= t_start_us:
-            self._raise_unsorted(start - 1)
-        if len(window_times) and window_times[0] < t_start_us:
-            self._raise_unsorted(start)
-        if len(window_times) and window_times[-1] >= t_end_us:
-            self._raise_unsorted(end - 1)
-        if len(after) and after[0] < t_end_us and t_end_us > t_start_us:
-            self._raise_unsorted(end)
-
     def _check_events(self, events: Events, first_index: int) -> None:
-        """Raise when ``events`` (records from ``first_index`` on) are not
-        sorted by time or leave the sensor."""
-        decreasing = np.flatnonzero(events.t[1:] < events.t[:-1])
-        if len(decreasing):
-            self._raise_unsorted(first_index + int(decreasing[0]))
-        if len(events) == 0:
-            return
-        for axis, size in (('x', self.width), ('y', self.height)):
-            coordinates = getattr(events, axis)
-            if size is not None and coordinates.max() >= size:
-                index = first_index + int(np.argmax(coordinates >= size))
-                raise SetupError(
-                    f'{self.path}: event {index} has {axis} = '
-                    f'{coordinates.max()}, outside the sensor size '
-                    f'{self.width}x{self.height} named by the header: the '
-                    'header names a different size than the events reach '
-                    '(wrong camera or corrupt file); fix the header.')
-
-    def _raise_unsorted(self, index: int) -> None:
-        """Raise for timestamps that are not sorted near event ``index``."""
-        times = self.records['t']
-        window = slice(max(index - 1, 0), index + 2)
-        raise SetupError(
-            f'{self.path}: timestamps are not sorted near event {index} '
-            f'(events {window.start}..{window.stop - 1} have t = '
-            f'{times[window].tolist()} us); time windows need events '
-            'sorted by time. Run DatRecording.validate() to find every '
-            'problem, and sort the file (read_all, sort by t, write_dat).')
+        check_events(self.path, events, first_index, self.width, self.height,
+                     self.records['t'])
 
 
 def _search_sorted(times: np.ndarray, t_us: int) -> int:
