@@ -30,6 +30,8 @@ _HEADER_PREFIX = b'% '
 #: records checked on each side of a read window (see
 #: ``DatRecording._check_window_edges``)
 _EDGE_RECORDS = 2
+#: how to fix a recording whose timestamps are not sorted
+UNSORTED_FIX = 'sort the file (read_all, sort by t, write it again).'
 
 
 def decode_records(records: np.ndarray) -> Events:
@@ -149,7 +151,7 @@ def read_header(path: str) -> Tuple[Dict[str, str], int, int, int]:
 
 def check_events(path: str, events: Events, first_index: int,
                  width: Optional[int], height: Optional[int],
-                 times: Sequence) -> None:
+                 times: Sequence, unsorted_fix: str = UNSORTED_FIX) -> None:
     """Raise when ``events`` (records ``first_index`` on of a recording)
     are not sorted by time or leave a ``width`` x ``height`` sensor.
 
@@ -160,13 +162,15 @@ def check_events(path: str, events: Events, first_index: int,
         width (int, optional): Sensor width, None to skip the check.
         height (int, optional): Sensor height, None to skip the check.
         times (Sequence): The recording's ``t`` column (for the message).
+        unsorted_fix (str): The fix named for unsorted timestamps.
 
     Raises:
         SetupError: Naming the file, the first bad event and the fix.
     """
     decreasing = np.flatnonzero(events.t[1:] < events.t[:-1])
     if len(decreasing):
-        raise_unsorted(path, times, first_index + int(decreasing[0]))
+        raise_unsorted(path, times, first_index + int(decreasing[0]),
+                       unsorted_fix)
     if len(events) == 0:
         return
     for axis, size in (('x', width), ('y', height)):
@@ -182,7 +186,8 @@ def check_events(path: str, events: Events, first_index: int,
 
 def check_window_edges(path: str, times: Sequence, window_times: np.ndarray,
                        start: int, end: int, t_start_us: int,
-                       t_end_us: int) -> None:
+                       t_end_us: int,
+                       unsorted_fix: str = UNSORTED_FIX) -> None:
     """Raise when the records around a window found by binary search
     contradict sorted timestamps.
 
@@ -199,32 +204,33 @@ def check_window_edges(path: str, times: Sequence, window_times: np.ndarray,
         end (int): End index (exclusive) of the window.
         t_start_us (int): Window start searched for.
         t_end_us (int): Window end searched for.
+        unsorted_fix (str): The fix named for unsorted timestamps.
     """
     before = np.asarray(times[max(start - _EDGE_RECORDS, 0):start])
     after = np.asarray(times[end:end + _EDGE_RECORDS])
     edges = np.concatenate(
         [before, window_times[:1], window_times[-1:], after])
     if np.any(edges[1:] < edges[:-1]):
-        raise_unsorted(path, times, start if len(before) else end)
+        raise_unsorted(path, times, start if len(before) else end, unsorted_fix)
     if len(before) and before[-1] >= t_start_us:
-        raise_unsorted(path, times, start - 1)
+        raise_unsorted(path, times, start - 1, unsorted_fix)
     if len(window_times) and window_times[0] < t_start_us:
-        raise_unsorted(path, times, start)
+        raise_unsorted(path, times, start, unsorted_fix)
     if len(window_times) and window_times[-1] >= t_end_us:
-        raise_unsorted(path, times, end - 1)
+        raise_unsorted(path, times, end - 1, unsorted_fix)
     if len(after) and after[0] < t_end_us and t_end_us > t_start_us:
-        raise_unsorted(path, times, end)
+        raise_unsorted(path, times, end, unsorted_fix)
 
 
-def raise_unsorted(path: str, times: Sequence, index: int) -> None:
+def raise_unsorted(path: str, times: Sequence, index: int,
+                   fix: str = UNSORTED_FIX) -> None:
     """Raise for timestamps that are not sorted near event ``index``."""
     first = max(index - 1, 0)
     raise SetupError(
         f'{path}: timestamps are not sorted near event {index} (events '
         f'{first}.. have t = {np.asarray(times[first:index + 2]).tolist()} '
         'us); time windows need events sorted by time. Run validate() to '
-        'find every problem, and sort the file (read_all, sort by t, write '
-        'it again).')
+        f'find every problem; {fix}')
 
 
 class DatRecording:
