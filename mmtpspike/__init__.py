@@ -12,7 +12,7 @@ from .version import __version__
 
 register_safe_loaders()
 
-from . import datasets, engine, models  # noqa: E402,F401
+from . import datasets, engine, evaluation, models  # noqa: E402,F401
 from .models import attach_img_shapes  # noqa: E402
 
 __all__ = ['__version__', 'attach_img_shapes']

@@ -1,5 +1,6 @@
 import importlib.util
 
+from . import events
 from .transforms import CheckedLoadImageFromFile, UnreadableImageError
 
 __all__ = ['CheckedLoadImageFromFile', 'UnreadableImageError']

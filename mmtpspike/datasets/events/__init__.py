@@ -1,6 +1,24 @@
 """Event-camera data: readers and writers of the Prophesee and RVT file
 formats, event representations as registered transforms, the Gen1 / 1Mpx
 datasets and a small event simulator."""
+from mmtpspike.registry import INSTALLED_TASK_PACKAGES
+from .bbox_labels import (BBOX_DTYPE, LEGACY_BBOX_DTYPE, label_path_for,
+                          load_bbox_npy, require_label_path, write_bbox_npy)
 from .events import EVENT_DTYPES, Events
+from .prophesee_dat import DatRecording, decode_records, write_dat
+from .protocol import CAMERAS, CameraSpec, EvaluationFilter, sanitize_labels
+from .recordings import Recording, open_recording
+from .rvt_h5 import H5Recording, write_h5
+from .simulator import EventSimulator
 
-__all__ = ['EVENT_DTYPES', 'Events']
+__all__ = [
+    'BBOX_DTYPE', 'CAMERAS', 'CameraSpec', 'DatRecording', 'EVENT_DTYPES',
+    'EvaluationFilter', 'EventSimulator', 'Events', 'H5Recording',
+    'LEGACY_BBOX_DTYPE', 'Recording', 'decode_records', 'label_path_for',
+    'load_bbox_npy', 'open_recording', 'require_label_path',
+    'sanitize_labels', 'write_bbox_npy', 'write_dat', 'write_h5'
+]
+
+if 'mmdet' in INSTALLED_TASK_PACKAGES:
+    from .prophesee_dataset import Gen1Dataset, OneMpxDataset  # noqa: F401
+    __all__ += ['Gen1Dataset', 'OneMpxDataset']
