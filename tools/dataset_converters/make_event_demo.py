@@ -29,8 +29,9 @@ event times between frames. A frame is a textured background (a crop of a
 drifts slowly (camera ego-motion), with one to three textured objects drawn
 over it with sub-pixel positions: cars (class 0) are wide rounded boxes cut
 from the coffee photo, pedestrians (class 1) tall narrow ellipses with a
-head, cut from the astronaut photo. Each object moves along a quadratic
-Bezier path: a straight line or a turn. Textures are normalised in log
+head, cut from the astronaut photo (classes are dealt from one balanced deck
+per split, so that every split holds both). Each object moves along a
+quadratic Bezier path: a straight line or a turn. Textures are normalised in log
 intensity (their contrast sets the event rate), objects are brighter or
 darker than the background.
 
@@ -95,7 +96,7 @@ CAR_ASPECT = (1.5, 2.3)
 PEDESTRIAN_HEIGHT = (36, 76)
 PEDESTRIAN_ASPECT = (0.32, 0.45)
 NUM_OBJECTS = (1, 3)
-SPEED_PX_S = (15, 45)
+SPEED_PX_S = (12, 36)
 TURN = 0.35  # largest sideways offset of a path's control point / length
 BACKGROUND_SPEED_PX_S = 8
 # intensity (frames are in [0, 1]) and contrast (std of log intensity)
@@ -321,7 +322,7 @@ def make_object(rng, class_id, track_id, size, background_mean, photos,
                         np.pad(alpha, pad), path)
 
 
-def make_scene(rng, key, duration_s, photos):
+def make_scene(rng, key, duration_s, photos, deck):
     """Background and objects of one recording.
 
     Args:
@@ -329,6 +330,8 @@ def make_scene(rng, key, duration_s, photos):
         key (tuple[str, int]): (split, index) of the recording.
         duration_s (float): Length of the recording.
         photos (dict[str, np.ndarray]): RGB uint8 photos by name.
+        deck (scenes.BalancedDeck): Class sampler of the split (so that
+            every split of two objects or more holds both classes).
 
     Returns:
         tuple[Backdrop, list[MovingObject]]: The scene.
@@ -342,7 +345,6 @@ def make_scene(rng, key, duration_s, photos):
     angle = rng.uniform(0, 2 * np.pi)
     velocity = BACKGROUND_SPEED_PX_S * np.array([np.cos(angle),
                                                  np.sin(angle)])
-    deck = scenes.BalancedDeck(rng, len(CLASSES), first=0)
     num_objects = int(rng.integers(NUM_OBJECTS[0], NUM_OBJECTS[1] + 1))
     objects = []
     for track_id in range(num_objects):
@@ -445,9 +447,12 @@ def generate(out_dir, seed, recordings=None,
               (*scenes.TEXTURED_BACKGROUNDS, *CLASS_PHOTOS.values())}
     duration_us = duration_ms * 1000
     counts = {split: [0, 0, 0] for split in recordings}
+    decks = {split: scenes.BalancedDeck(rng, len(CLASSES), first=0)
+             for split in recordings}
     for key in recording_keys(recordings):
         start = time.perf_counter()
-        backdrop, objects = make_scene(rng, key, duration_ms * 1e-3, photos)
+        backdrop, objects = make_scene(rng, key, duration_ms * 1e-3, photos,
+                                       decks[key[0]])
         sim_seed = int(rng.integers(2**31))
         events = simulate(backdrop, objects, duration_us, sim_seed)
         boxes = label_boxes(objects, duration_us)
