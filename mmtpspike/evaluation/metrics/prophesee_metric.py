@@ -16,6 +16,8 @@ from mmtpspike.datasets.events.protocol import (EvaluationFilter,
 
 #: returned keys, in the order of ``COCOeval.stats``
 METRIC_KEYS = ('mAP', 'mAP_50', 'mAP_75', 'mAP_s', 'mAP_m', 'mAP_l')
+#: meta keys each data sample needs beside ``pred_instances``
+SAMPLE_META_KEYS = ('recording', 'timestamp_us', 'ori_shape', 'instances')
 
 
 @METRICS.register_module()
@@ -100,11 +102,12 @@ class PropheseeMetric(BaseMetric):
                 see the class docstring.
 
         Raises:
-            ValueError: A sample of another sensor size than the camera's,
-                or a class label outside the camera's scored classes.
+            ValueError: A sample without the meta keys of
+                :data:`SAMPLE_META_KEYS`, of another sensor size than the
+                camera's, or with a label outside the camera's classes.
         """
         for sample in data_samples:
-            self._check_sensor_size(sample)
+            self._check_sample(sample)
             instances = sample['instances']
             pred = sample['pred_instances']
             result = dict(
@@ -165,7 +168,12 @@ class PropheseeMetric(BaseMetric):
         return bboxes.reshape(-1, 4).astype(np.float32) / (
             self.downsample_factor)
 
-    def _check_sensor_size(self, sample: dict) -> None:
+    def _check_sample(self, sample: dict) -> None:
+        missing = [key for key in SAMPLE_META_KEYS if key not in sample]
+        if missing:
+            raise ValueError(
+                f'PropheseeMetric: data samples lack {missing}: add them to '
+                "PackDetInputs' meta_keys in the test pipeline")
         expected = (self.camera.height, self.camera.width)
         if tuple(sample['ori_shape'][:2]) != expected:
             raise ValueError(
