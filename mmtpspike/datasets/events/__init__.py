@@ -7,16 +7,20 @@ from .bbox_labels import (BBOX_DTYPE, LEGACY_BBOX_DTYPE, label_path_for,
 from .events import EVENT_DTYPES, Events
 from .prophesee_dat import DatRecording, decode_records, write_dat
 from .protocol import CAMERAS, CameraSpec, EvaluationFilter, sanitize_labels
+from .representations import spike_frames, stacked_histogram
 from .recordings import Recording, open_recording
 from .rvt_h5 import H5Recording, write_h5
 from .simulator import EventSimulator
+from .transforms import EventHistogram, EventSpikeFrames, LoadEventWindow
 
 __all__ = [
     'BBOX_DTYPE', 'CAMERAS', 'CameraSpec', 'DatRecording', 'EVENT_DTYPES',
-    'EvaluationFilter', 'EventSimulator', 'Events', 'H5Recording',
-    'LEGACY_BBOX_DTYPE', 'Recording', 'decode_records', 'label_path_for',
+    'EvaluationFilter', 'EventHistogram', 'EventSimulator',
+    'EventSpikeFrames', 'Events', 'H5Recording', 'LEGACY_BBOX_DTYPE',
+    'LoadEventWindow', 'Recording', 'decode_records', 'label_path_for',
     'load_bbox_npy', 'open_recording', 'require_label_path',
-    'sanitize_labels', 'write_bbox_npy', 'write_dat', 'write_h5'
+    'sanitize_labels', 'spike_frames', 'stacked_histogram',
+    'write_bbox_npy', 'write_dat', 'write_h5'
 ]
 
 if 'mmdet' in INSTALLED_TASK_PACKAGES:

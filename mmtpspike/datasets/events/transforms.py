@@ -1,0 +1,211 @@
+"""Event pipelines: read a sample's window, turn it into frames.
+
+A Gen1 / 1Mpx sample (:mod:`.prophesee_dataset`) names a recording and a
+label time; ``LoadEventWindow`` reads the events before it and
+``EventHistogram`` / ``EventSpikeFrames`` turn them into ``img``, an
+``[H, W, T * 2]`` float32 array with channel ``t * 2 + polarity`` (mm's
+image layout, so ``RandomFlip``, ``Pad`` and ``PackDetInputs`` apply
+unchanged). ``EventDetDataPreprocessor`` unfolds the batch to
+``[B, T, 2, H, W]``.
+"""
+import logging
+import os
+from typing import Callable, Dict
+
+import numpy as np
+from mmcv.transforms import BaseTransform
+from mmengine.logging import print_log
+from mmengine.registry import TRANSFORMS
+
+from .recordings import Recording, open_recording
+from .representations import (DOWNSAMPLE_MODES, TIME_SPANS, spike_frames,
+                              stacked_histogram)
+
+
+class _OpenRecordings:
+    """Recordings opened by this process, by path (each DataLoader worker
+    opens its own: memory maps and h5 handles are not shared)."""
+
+    def __init__(self) -> None:
+        self._pid = None
+        self._recordings: Dict[str, Recording] = {}
+
+    def __call__(self, path: str) -> Recording:
+        if self._pid != os.getpid():
+            self._pid, self._recordings = os.getpid(), {}
+        if path not in self._recordings:
+            self._recordings[path] = open_recording(path)
+        return self._recordings[path]
+
+
+@TRANSFORMS.register_module()
+class LoadEventWindow(BaseTransform):
+    """Read the events of ``[t - window_us, t)`` before a sample's label
+    time ``t``.
+
+    Required keys: ``recording_path``, ``timestamp_us``, ``height``,
+    ``width`` (the sensor size, from the dataset).
+
+    Added keys: ``events`` (:class:`~.events.Events`), ``window_us``,
+    ``window_end_us`` (``t``), ``ori_shape`` ``(height, width)``.
+
+    An empty window is allowed (its frames are zero) and counted: the first
+    one in a process is logged with its recording and time, and every tenth
+    after it with the count.
+
+    Args:
+        window_us (int): Window length in microseconds (RVT: 50000).
+            Default: 50000.
+    """
+
+    def __init__(self, window_us: int = 50000) -> None:
+        if window_us <= 0:
+            raise ValueError(f'window_us must be > 0, got {window_us}')
+        self.window_us = window_us
+        self._recordings = _OpenRecordings()
+        self.num_empty = 0
+
+    def transform(self, results: dict) -> dict:
+        """Read the window of ``results`` (see the class docstring)."""
+        path, t_end = results['recording_path'], int(results['timestamp_us'])
+        events = self._recordings(path).read(t_end - self.window_us, t_end)
+        if not len(events):
+            self._count_empty(path, t_end)
+        results['events'] = events
+        results['window_us'] = self.window_us
+        results['window_end_us'] = t_end
+        results['ori_shape'] = (results['height'], results['width'])
+        return results
+
+    def _count_empty(self, path: str, t_end: int) -> None:
+        self.num_empty += 1
+        if self.num_empty % 10 == 1:
+            print_log(
+                f'{path}: no events in the {self.window_us} us before '
+                f't = {t_end} us; its frames are zero ({self.num_empty} '
+                'empty window(s) in this process so far)', 'current',
+                level=logging.WARNING)
+
+    def __repr__(self) -> str:
+        return f'{type(self).__name__}(window_us={self.window_us})'
+
+
+class EventFrames(BaseTransform):
+    """Base of the transforms that turn ``events`` into ``img``.
+
+    Required keys: ``events``, ``window_end_us``, ``window_us``,
+    ``ori_shape``; optional ``gt_bboxes``.
+
+    Modified keys: ``img`` (``[H', W', T * 2]`` float32, channel
+    ``t * 2 + polarity``), ``img_shape`` ``(H', W')``, ``scale_factor``
+    ``(1 / f, 1 / f)``, ``gt_bboxes`` (scaled by ``1 / f``),
+    ``event_repr_shape`` ``(T, 2)``; ``events`` is removed.
+
+    Args:
+        num_bins (int): ``T``, time bins of the window.
+        downsample (int): Integer factor ``f``.
+        time_span (str): How the bins divide the window, see
+            :mod:`.representations`.
+        downsample_mode (str): ``'nearest'`` or ``'sum'``, see
+            :mod:`.representations`.
+    """
+    #: representation function (events, t_end_us, window_us, num_bins,
+    #: height, width, **options) -> [T, 2, H', W']
+    frames_fn: Callable = None
+
+    def __init__(self, num_bins: int, downsample: int, time_span: str,
+                 downsample_mode: str) -> None:
+        if time_span not in TIME_SPANS:
+            raise ValueError(
+                f'time_span must be one of {TIME_SPANS}, got {time_span!r}')
+        if downsample_mode not in DOWNSAMPLE_MODES:
+            raise ValueError(f'downsample_mode must be one of '
+                             f'{DOWNSAMPLE_MODES}, got {downsample_mode!r}')
+        self.num_bins = num_bins
+        self.downsample = downsample
+        self.time_span = time_span
+        self.downsample_mode = downsample_mode
+
+    def options(self) -> dict:
+        """Keyword arguments of :attr:`frames_fn` beyond the window."""
+        return dict(downsample=self.downsample, time_span=self.time_span,
+                    downsample_mode=self.downsample_mode)
+
+    def transform(self, results: dict) -> dict:
+        """Replace ``events`` by ``img`` (see the class docstring)."""
+        height, width = results['ori_shape']
+        frames = self.frames_fn(
+            results.pop('events'), results['window_end_us'],
+            results['window_us'], self.num_bins, height, width,
+            **self.options())
+        return self.pack(results, frames)
+
+    def pack(self, results: dict, frames: np.ndarray) -> dict:
+        """Put ``[T, 2, H', W']`` frames into ``results`` as ``img`` and
+        rescale the boxes."""
+        num_bins, channels, height, width = frames.shape
+        results['img'] = np.ascontiguousarray(
+            frames.reshape(num_bins * channels, height, width).transpose(
+                1, 2, 0), dtype=np.float32)
+        results['img_shape'] = (height, width)
+        results['event_repr_shape'] = (num_bins, channels)
+        scale = 1 / self.downsample
+        results['scale_factor'] = (scale, scale)
+        if results.get('gt_bboxes') is not None and self.downsample > 1:
+            results['gt_bboxes'].rescale_((scale, scale))
+            results['gt_bboxes'].clip_((height, width))
+        return results
+
+    def __repr__(self) -> str:
+        options = ', '.join(f'{k}={v!r}' for k, v in self.options().items())
+        return f'{type(self).__name__}(num_bins={self.num_bins}, {options})'
+
+
+@TRANSFORMS.register_module()
+class EventHistogram(EventFrames):
+    """Stacked histogram (RVT): per time bin and polarity the events per
+    pixel, clipped at ``clip``; see :class:`EventFrames` for the keys and
+    :func:`~.representations.stacked_histogram` for the options.
+
+    Args:
+        num_bins (int): ``T``. Default: 10.
+        clip (int): Count clipping, ``<= 255``. Default: 10.
+        downsample (int): Factor ``f`` (RVT: 2 on 1Mpx). Default: 1.
+        time_span (str): Default: ``'events'`` (RVT).
+        downsample_mode (str): Default: ``'nearest'`` (RVT).
+    """
+    frames_fn = staticmethod(stacked_histogram)
+
+    def __init__(self,
+                 num_bins: int = 10,
+                 clip: int = 10,
+                 downsample: int = 1,
+                 time_span: str = 'events',
+                 downsample_mode: str = 'nearest') -> None:
+        super().__init__(num_bins, downsample, time_span, downsample_mode)
+        self.clip = clip
+
+    def options(self) -> dict:
+        return dict(clip=self.clip, **super().options())
+
+
+@TRANSFORMS.register_module()
+class EventSpikeFrames(EventFrames):
+    """Binary spike frames (SpikeYOLO style): 1 where a pixel had an event
+    of that polarity in that time bin; see :class:`EventFrames` and
+    :func:`~.representations.spike_frames`.
+
+    Args:
+        num_bins (int): ``T``. Default: 10.
+        downsample (int): Factor ``f``. Default: 1.
+        time_span (str): Default: ``'window'``.
+        downsample_mode (str): Default: ``'sum'``.
+    """
+    frames_fn = staticmethod(spike_frames)
+
+    def __init__(self,
+                 num_bins: int = 10,
+                 downsample: int = 1,
+                 time_span: str = 'window',
+                 downsample_mode: str = 'sum') -> None:
+        super().__init__(num_bins, downsample, time_span, downsample_mode)
