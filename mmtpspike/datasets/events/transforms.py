@@ -10,32 +10,41 @@ unchanged). ``EventDetDataPreprocessor`` unfolds the batch to
 """
 import logging
 import os
-from typing import Callable, Dict
+from typing import Any, Callable, Dict
 
 import numpy as np
 from mmcv.transforms import BaseTransform
 from mmengine.logging import print_log
 from mmengine.registry import TRANSFORMS
 
-from .recordings import Recording, open_recording
+from mmtpspike.utils.config import SetupError
+
+from .precomputed_frames import (frames_path, read_frames,
+                                 read_settings)
+from .recordings import open_recording
 from .representations import (DOWNSAMPLE_MODES, TIME_SPANS, spike_frames,
                               stacked_histogram)
 
 
-class _OpenRecordings:
-    """Recordings opened by this process, by path (each DataLoader worker
-    opens its own: memory maps and h5 handles are not shared)."""
+class PerProcessFiles:
+    """Files opened by this process, by path: each DataLoader worker opens
+    its own (memory maps, h5 and zip handles are not shared across a fork).
 
-    def __init__(self) -> None:
+    Args:
+        open_fn (Callable[[str], Any]): Opens one path.
+    """
+
+    def __init__(self, open_fn: Callable[[str], Any]) -> None:
+        self.open_fn = open_fn
         self._pid = None
-        self._recordings: Dict[str, Recording] = {}
+        self._files: Dict[str, Any] = {}
 
-    def __call__(self, path: str) -> Recording:
+    def __call__(self, path: str) -> Any:
         if self._pid != os.getpid():
-            self._pid, self._recordings = os.getpid(), {}
-        if path not in self._recordings:
-            self._recordings[path] = open_recording(path)
-        return self._recordings[path]
+            self._pid, self._files = os.getpid(), {}
+        if path not in self._files:
+            self._files[path] = self.open_fn(path)
+        return self._files[path]
 
 
 @TRANSFORMS.register_module()
@@ -62,7 +71,7 @@ class LoadEventWindow(BaseTransform):
         if window_us <= 0:
             raise ValueError(f'window_us must be > 0, got {window_us}')
         self.window_us = window_us
-        self._recordings = _OpenRecordings()
+        self._recordings = PerProcessFiles(open_recording)
         self.num_empty = 0
 
     def transform(self, results: dict) -> dict:
@@ -209,3 +218,62 @@ class EventSpikeFrames(EventFrames):
                  time_span: str = 'window',
                  downsample_mode: str = 'sum') -> None:
         super().__init__(num_bins, downsample, time_span, downsample_mode)
+
+
+@TRANSFORMS.register_module()
+class LoadEventFrames(BaseTransform):
+    """Read frames that ``precompute_event_frames.py`` stored, in place of
+    ``LoadEventWindow`` + the representation; the result is the same as
+    theirs (see :class:`EventFrames` for the keys).
+
+    Required keys: ``recording``, ``timestamp_us``, ``height``, ``width``.
+
+    Args:
+        frames_folder (str): Folder of the split's ``<recording>.npz``.
+        window_us (int): Window the frames must have been made with.
+        representation (dict): Config of the ``EventHistogram`` /
+            ``EventSpikeFrames`` they must have been made with; stored
+            frames of other settings are an error, never read.
+    """
+
+    def __init__(self, frames_folder: str, window_us: int,
+                 representation: dict) -> None:
+        self.frames_folder = frames_folder
+        self.window_us = window_us
+        self.representation = TRANSFORMS.build(representation)
+        self._archives = PerProcessFiles(np.load)
+
+    def settings(self) -> dict:
+        """What stored frames must have been made with."""
+        return frame_settings(self.window_us, self.representation)
+
+    def transform(self, results: dict) -> dict:
+        """Load the frames of ``results`` and pack them as ``img``."""
+        path = frames_path(self.frames_folder, results['recording'])
+        if not os.path.isfile(path):
+            raise SetupError(
+                f'no precomputed frames {path}: run tools/dataset_converters/'
+                'precompute_event_frames.py for this split first')
+        archive = self._archives(path)
+        stored = read_settings(archive, path)
+        if stored != self.settings():
+            raise SetupError(
+                f'{path} holds frames made with {stored}, the pipeline asks '
+                f'for {self.settings()}: recompute them (--overwrite)')
+        results['ori_shape'] = (results['height'], results['width'])
+        frames = read_frames(archive, path, results['timestamp_us'])
+        return self.representation.pack(results, frames)
+
+    def __repr__(self) -> str:
+        return (f'{type(self).__name__}(frames_folder={self.frames_folder!r},'
+                f' window_us={self.window_us}, '
+                f'representation={self.representation!r})')
+
+
+def frame_settings(window_us: int, representation: EventFrames) -> dict:
+    """The JSON-able settings that identify frames: window and
+    representation with its options."""
+    return dict(window_us=int(window_us),
+                representation=type(representation).__name__,
+                num_bins=representation.num_bins,
+                **representation.options())
