@@ -11,16 +11,17 @@ from .representations import spike_frames, stacked_histogram
 from .recordings import Recording, open_recording
 from .rvt_h5 import H5Recording, write_h5
 from .simulator import EventSimulator
-from .transforms import EventHistogram, EventSpikeFrames, LoadEventWindow
+from .transforms import (EventHistogram, EventSpikeFrames, LoadEventFrames,
+                         LoadEventWindow)
 
 __all__ = [
     'BBOX_DTYPE', 'CAMERAS', 'CameraSpec', 'DatRecording', 'EVENT_DTYPES',
     'EvaluationFilter', 'EventHistogram', 'EventSimulator',
     'EventSpikeFrames', 'Events', 'H5Recording', 'LEGACY_BBOX_DTYPE',
-    'LoadEventWindow', 'Recording', 'decode_records', 'label_path_for',
-    'load_bbox_npy', 'open_recording', 'require_label_path',
-    'sanitize_labels', 'spike_frames', 'stacked_histogram',
-    'write_bbox_npy', 'write_dat', 'write_h5'
+    'LoadEventFrames', 'LoadEventWindow', 'Recording', 'decode_records',
+    'label_path_for', 'load_bbox_npy', 'open_recording',
+    'require_label_path', 'sanitize_labels', 'spike_frames',
+    'stacked_histogram', 'write_bbox_npy', 'write_dat', 'write_h5'
 ]
 
 if 'mmdet' in INSTALLED_TASK_PACKAGES:

@@ -32,7 +32,8 @@ def gen1_root(tmp_path):
     write_recording(split, 'b', [(700, 10, 20, 30, 40, 1)])
     write_recording(split, 'a', [
         (100, 10, 20, 30, 40, 0),
-        (100, 300, 230, 20, 20, 1),   # clipped to 3 x 9
+        (100, 290, 200, 20, 60, 1),   # clipped to 13 x 39
+        (100, 100, 100, 9, 40, 1),    # side under Gen1's label size
         (100, 400, 10, 20, 20, 0),    # outside: dropped
         (250, 0, 0, 290, 40, 0),      # wider than 0.9 W: train drops
     ])
@@ -54,7 +55,7 @@ def test_one_sample_per_labelled_timestamp(gen1_root):
     assert first['recording_path'].endswith('train/a_td.dat')
     assert (first['height'], first['width']) == (240, 304)
     assert [i['bbox'] for i in first['instances']] == [
-        [10, 20, 40, 60], [300, 230, 303, 239]]
+        [10, 20, 40, 60], [290, 200, 303, 239]]
     assert [i['bbox_label'] for i in first['instances']] == [0, 1]
     # test mode keeps the wide box
     assert samples[1]['instances'][0]['bbox'] == [0, 0, 290, 40]
@@ -95,6 +96,7 @@ def test_dropped_boxes_are_counted_per_recording(gen1_root):
     assert level == logging.WARNING and 'a_td.dat' in text
     assert '1 empty after clipping to the frame' in text
     assert '1 wider than 0.9 W' in text
+    assert '1 under the label size' in text
 
 
 def test_1mpx_keeps_its_three_scored_classes(tmp_path):

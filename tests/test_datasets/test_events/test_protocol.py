@@ -51,23 +51,33 @@ def test_clip_boxes_to_last_pixel():
 
 def test_sanitize_labels_clips_and_counts_drops():
     labels = bbox_rows([
-        (-10, 5, 30, 20, 0),  # left part outside: clipped to x 0, w 20
+        (-10, 5, 40, 20, 0),  # left part outside: clipped to x 0, w 30
         (350, 5, 30, 20, 1),  # right of the frame: empty after clipping
-        (50, 230, 40, 20, 1),  # bottom part outside: clipped to h 9
+        (50, 225, 40, 20, 1),  # bottom part outside: clipped to h 14
         (60, 60, 0, 20, 0),  # zero width
-        (70, 70, 20, 20, 1),  # inside
+        (70, 70, 30, 30, 1),  # inside
+        (100, 100, 9, 40, 0),  # side 9 < Gen1's label side 10
+        (120, 100, 20, 20, 0),  # diagonal 28 < Gen1's label diagonal 30
     ])
     kept, dropped = sanitize_labels(labels, 'gen1')
     assert dropped == {
         'unscored class': 0,
-        'empty after clipping to the frame': 2
+        'empty after clipping to the frame': 2,
+        'under the label size': 2,
     }
     np.testing.assert_array_equal(kept['track_id'], [0, 2, 4])
     np.testing.assert_array_equal(kept['t'], [0, 2000, 4000])
     np.testing.assert_array_equal(
         label_boxes_xyxy(kept),
-        [[0, 5, 20, 25], [50, 230, 90, 239], [70, 70, 90, 90]])
+        [[0, 5, 30, 25], [50, 225, 90, 239], [70, 70, 100, 100]])
     assert labels['x'][0] == -10  # the input is left alone
+
+
+def test_1mpx_label_size_is_rvts_conservative_side():
+    labels = bbox_rows([(10, 10, 4, 30, 0), (10, 10, 5, 5, 0)])
+    kept, dropped = sanitize_labels(labels, '1mpx')
+    assert dropped['under the label size'] == 1
+    np.testing.assert_array_equal(kept['w'], [5])
 
 
 def test_sanitize_labels_keeps_1mpx_scored_classes():
