@@ -19,9 +19,8 @@ Options that reproduce RVT's ``StackedHistogram`` (public code,
   pixel ``(f * i + f // 2)`` of each ``f x f`` block; ``'sum'`` bins every
   event into its block instead (no event is lost).
 
-Counting is one flat index per event and one ``np.bincount``: a 50 ms Gen1
-window becomes ``[10, 2, 240, 304]`` in about a millisecond
-(``tools/analysis/benchmark_events.py``).
+Counting is one flat pixel index per event and one ``np.bincount`` per time
+bin (``tools/analysis/benchmark_events.py`` times a 50 ms Gen1 window).
 """
 from typing import Tuple
 
@@ -76,26 +75,38 @@ def _check_events(events: Events, t_end_us: int, window_us: int,
             'to the recording\'s size')
 
 
-def _time_bins(times: np.ndarray, t_end_us: int, window_us: int,
-               num_bins: int, time_span: str) -> np.ndarray:
-    """``[N]`` int64 time bin of each event, in ``[0, num_bins)``."""
+def _bin_starts(times: np.ndarray, t_end_us: int, window_us: int,
+                num_bins: int, time_span: str) -> np.ndarray:
+    """``[T + 1]`` index of the first event of each time bin (and the
+    number of events): event ``i`` with time ``t`` falls into bin
+    ``min(floor((t - first) * T / span), T - 1)``, and times are sorted,
+    so each bin is a slice."""
     if time_span == 'window':
         first, span = t_end_us - window_us, window_us
     else:
-        first, span = times[0], max(int(times[-1] - times[0]), 1)
-    bins = (times - first) * num_bins // span
-    return np.minimum(bins, num_bins - 1, out=bins)
+        first, span = int(times[0]), max(int(times[-1] - times[0]), 1)
+    # bin >= k  <=>  t - first >= ceil(k * span / T)
+    steps = np.arange(1, num_bins, dtype=np.int64) * span
+    edges = first + (steps + num_bins - 1) // num_bins
+    starts = np.searchsorted(times, edges, side='left')
+    return np.concatenate([[0], starts, [len(times)]])
 
 
-def _event_counts(events: Events, t_end_us: int, window_us: int,
-                  num_bins: int, height: int, width: int, downsample: int,
-                  time_span: str, downsample_mode: str) -> np.ndarray:
-    """``[T, 2, H', W']`` int64 event counts (not clipped)."""
+def _frames(events: Events, t_end_us: int, window_us: int, num_bins: int,
+            height: int, width: int, downsample: int, time_span: str,
+            downsample_mode: str, clip: int) -> np.ndarray:
+    """``[T, 2, H', W']`` uint8 event counts clipped at ``clip``.
+
+    Counts one time bin at a time (each bin is a slice of the sorted
+    events): a bin's ``[2, H', W']`` counts stay in cache, where one
+    ``np.bincount`` over all bins would scatter into ``T`` times more
+    memory.
+    """
     _check_arguments(num_bins, window_us, downsample, time_span,
                      downsample_mode)
     _check_events(events, t_end_us, window_us, height, width)
     out_height, out_width = frame_size(height, width, downsample)
-    size = num_bins * 2 * out_height * out_width
+    frames = np.zeros((num_bins, 2, out_height, out_width), np.uint8)
     x, y = events.x, events.y
     if downsample > 1:
         keep = (x < out_width * downsample) & (y < out_height * downsample)
@@ -105,16 +116,20 @@ def _event_counts(events: Events, t_end_us: int, window_us: int,
         events = events[keep]
         x, y = events.x // downsample, events.y // downsample
     if not len(events):
-        return np.zeros((num_bins, 2, out_height, out_width), np.int64)
-    index = _time_bins(events.t, t_end_us, window_us, num_bins, time_span)
-    index *= 2
-    index += events.p
-    index *= out_height
-    index += y
-    index *= out_width
-    index += x
-    counts = np.bincount(index, minlength=size)
-    return counts.reshape(num_bins, 2, out_height, out_width)
+        return frames
+    pixels = events.p.astype(np.int64)
+    pixels *= out_height
+    pixels += y
+    pixels *= out_width
+    pixels += x
+    starts = _bin_starts(events.t, t_end_us, window_us, num_bins, time_span)
+    bin_size = 2 * out_height * out_width
+    for index, (start, stop) in enumerate(zip(starts[:-1], starts[1:])):
+        if stop > start:
+            counts = np.bincount(pixels[start:stop], minlength=bin_size)
+            np.minimum(counts, clip, out=counts)
+            frames[index] = counts.reshape(2, out_height, out_width)
+    return frames
 
 
 def stacked_histogram(events: Events,
@@ -158,9 +173,8 @@ def stacked_histogram(events: Events,
     """
     if not 1 <= clip <= 255:
         raise ValueError(f'clip must be in [1, 255], got {clip}')
-    counts = _event_counts(events, t_end_us, window_us, num_bins, height,
-                           width, downsample, time_span, downsample_mode)
-    return np.minimum(counts, clip).astype(np.uint8)
+    return _frames(events, t_end_us, window_us, num_bins, height, width,
+                   downsample, time_span, downsample_mode, clip)
 
 
 def spike_frames(events: Events,
@@ -180,6 +194,5 @@ def spike_frames(events: Events,
     Returns:
         np.ndarray: ``[T, 2, H // f, W // f]`` uint8 of 0 / 1.
     """
-    counts = _event_counts(events, t_end_us, window_us, num_bins, height,
-                           width, downsample, time_span, downsample_mode)
-    return (counts > 0).astype(np.uint8)
+    return _frames(events, t_end_us, window_us, num_bins, height, width,
+                   downsample, time_span, downsample_mode, clip=1)
