@@ -22,6 +22,7 @@ train_pipeline = [
 test_pipeline = [
     dict(type='LoadEventWindow', window_us=window_us),
     representation,
+    dict(type='LoadAnnotations', with_bbox=True),
     _base_.test_pipeline[-1],
 ]
 dataset_type = 'OneMpxDataset'

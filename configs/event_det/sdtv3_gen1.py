@@ -70,10 +70,12 @@ train_pipeline = [
     dict(type='PackDetInputs')
 ]
 # PropheseeMetric reads the raw labels (instances), the recording and the
-# label time of each sample
+# label time of each sample; the boxes, loaded after the representation, stay
+# in sensor pixels (for the analysis tools' object masks)
 test_pipeline = [
     dict(type='LoadEventWindow', window_us=window_us),
     representation,
+    dict(type='LoadAnnotations', with_bbox=True),
     dict(
         type='PackDetInputs',
         meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',

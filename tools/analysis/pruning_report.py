@@ -32,12 +32,17 @@ from mmtpspike.analysis import MacCounter
 from mmtpspike.analysis.complexity import ENERGY_PER_AC_PJ, ENERGY_PER_MAC_PJ
 from mmtpspike.analysis.model_io import BackboneNeck
 from mmtpspike.analysis.object_tokens import GROUPS, tally_dataset
-from mmtpspike.utils.launch import (build_runner, check_data_paths,
-                                    friendly_errors, load_config)
+from mmtpspike.utils.launch import (SetupError, build_runner,
+                                    check_data_paths, friendly_errors,
+                                    load_config)
 
+#: table columns by the type of the config's test evaluator
 METRICS = {
-    'mmdet': [('coco/bbox_mAP', 'bbox mAP'), ('coco/segm_mAP', 'segm mAP')],
-    'mmseg': [('mIoU', 'mIoU'), ('mAcc', 'mAcc')],
+    'CocoMetric': [('coco/bbox_mAP', 'bbox mAP'),
+                   ('coco/segm_mAP', 'segm mAP')],
+    'IoUMetric': [('mIoU', 'mIoU'), ('mAcc', 'mAcc')],
+    'PropheseeMetric': [('prophesee/mAP', 'mAP (Prophesee)'),
+                        ('prophesee/mAP_50', 'AP50 (Prophesee)')],
 }
 #: name -> pruning settings on top of ``keep_ratios`` (IRToP by default)
 VARIANTS = {
@@ -204,9 +209,9 @@ def run_rows(args, checkpoint: str) -> List[dict]:
     return rows
 
 
-def table(rows: List[dict], scope: str) -> str:
-    names = METRICS[scope]
-    digits = 3 if scope == 'mmdet' else 2
+def table(rows: List[dict], metric_type: str) -> str:
+    names = METRICS[metric_type]
+    digits = 2 if metric_type == 'IoUMetric' else 3
     header = (['variant', 'keep', 'mode'] + [n for _, n in names] +
               ['GMACs', 'GSOPs', 'energy mJ', 'realised keep'] +
               [f'stopped {g}' for g in GROUPS])
@@ -226,12 +231,15 @@ def table(rows: List[dict], scope: str) -> str:
 def main(argv=None):
     args = parse_args(argv)
     checkpoint = args.checkpoint or train(args)
-    scope = load_config(args.config).default_scope
+    metric_type = load_config(args.config).test_evaluator.type
+    if metric_type not in METRICS:
+        raise SetupError(f'pruning_report.py tabulates {sorted(METRICS)}, '
+                         f'the config tests with {metric_type}')
     rows = run_rows(args, checkpoint)
     text = (f'Config: `{args.config}`, dense weights: `{checkpoint}`. '
             f'Energy: {ENERGY_PER_MAC_PJ} pJ per MAC of the encoding conv '
             f'and scorer, {ENERGY_PER_AC_PJ} pJ per SOP (45 nm).\n\n' +
-            table(rows, scope))
+            table(rows, metric_type))
     print(text)
     if args.out:
         with open(args.out, 'w') as file:
