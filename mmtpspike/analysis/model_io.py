@@ -1,4 +1,5 @@
-"""Build a detector / segmentor from a config and feed it real images."""
+"""Build a detector / segmentor from a config and feed it real images, or
+the event samples of an event config's test set."""
 import glob
 import os.path as osp
 from typing import List, Optional, Sequence, Tuple
@@ -19,6 +20,8 @@ DEFAULT_PRUNING = dict(keep_ratios=1.0, scorer=dict(type='IRToPScorer'))
 # (H, W) used by the analysis tools when no --shape is given: a COCO test
 # image (1333 x 800 resize, padded to 32) and an ADE20K crop
 DEFAULT_INPUT_SHAPES = {'mmdet': (800, 1216), 'mmseg': (512, 512)}
+#: first test-pipeline steps of configs whose inputs are event frames
+EVENT_LOADERS = ('LoadEventWindow', 'LoadEventFrames')
 
 
 def is_prunable(backbone_cfg: dict) -> bool:
@@ -95,17 +98,39 @@ def build_pruned_model(config: str,
 
 class BackboneNeck(torch.nn.Module):
     """The backbone + neck of a detector / segmentor as one module (what
-    the analysis tools measure; heads are stock layers, not pruned)."""
+    the analysis tools measure; heads are stock layers, not pruned).
 
-    def __init__(self, model: torch.nn.Module) -> None:
+    Args:
+        model (torch.nn.Module): The detector / segmentor.
+        unpadded (bool): Its inputs are not padded (images resized to the
+            input size, event samples cropped): a padding-aware backbone is
+            told that every pixel is valid, so it neither guesses padding
+            from empty borders (an event frame often has some) nor warns.
+            Default: False.
+    """
+
+    def __init__(self, model: torch.nn.Module, unpadded: bool = False) -> None:
         super().__init__()
         self.backbone = model.backbone
         self.neck = getattr(model, 'neck', None)
+        self.unpadded = unpadded
 
     def forward(self, inputs: torch.Tensor):
-        """``[B, 3, H, W]`` -> the neck's (or backbone's) feature maps."""
+        """``[B, 3, H, W]`` (or ``[B, T, C, H, W]``) -> the neck's (or
+        backbone's) feature maps."""
+        if self.unpadded:
+            set_full_img_shapes(self.backbone, inputs)
         feats = self.backbone(inputs)
         return feats if self.neck is None else self.neck(feats)
+
+
+def set_full_img_shapes(backbone: torch.nn.Module,
+                        inputs: torch.Tensor) -> None:
+    """Tell a padding-aware backbone that no pixel of ``inputs`` is padding
+    (for its next forward)."""
+    if hasattr(backbone, 'set_img_shapes'):
+        shape = tuple(inputs.shape[-2:])
+        backbone.set_img_shapes([shape] * inputs.shape[0], shape)
 
 
 def test_dataset_cfg(cfg: Config) -> dict:
@@ -177,3 +202,36 @@ def to_input(images: Sequence[np.ndarray], shape: Tuple[int, int],
     data = model.data_preprocessor(
         dict(inputs=inputs, data_samples=samples), False)
     return data['inputs'][:, :, :height, :width]
+
+
+def is_event_config(cfg: Config) -> bool:
+    """Whether the config's test samples are event frames (its test
+    pipeline starts with an event loader)."""
+    pipeline = test_dataset_cfg(cfg).get('pipeline', [])
+    return bool(pipeline) and pipeline[0].get('type') in EVENT_LOADERS
+
+
+def event_samples(cfg: Config, model: torch.nn.Module,
+                  count: int) -> Tuple[torch.Tensor, List[str], List]:
+    """The first ``count`` samples of an event config's test set, through
+    its pipeline and the model's data preprocessor.
+
+    Returns:
+        tuple: inputs ``[N, T, 2, H, W]`` (cropped to the samples' size,
+        without the preprocessor's padding), their names
+        (``<recording>_<t>us``) and their frames ``[T * 2, H, W]`` as the
+        pipeline gave them (for drawing).
+    """
+    from mmengine.dataset import pseudo_collate
+    from mmengine.registry import DATASETS
+    dataset = DATASETS.build(test_dataset_cfg(cfg))
+    samples = [dataset[i] for i in range(min(count, len(dataset)))]
+    if not samples:
+        raise SetupError('the test set of the config has no sample')
+    metas = [sample['data_samples'].metainfo for sample in samples]
+    data = model.data_preprocessor(pseudo_collate(samples), False)
+    height, width = metas[0]['img_shape'][:2]
+    names = [f"{meta['recording']}_{meta['timestamp_us']}us"
+             for meta in metas]
+    frames = [sample['inputs'] for sample in samples]
+    return data['inputs'][..., :height, :width], names, frames

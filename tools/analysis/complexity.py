@@ -12,6 +12,10 @@ really run, for dense and pruned settings.
 * SOPs: MACs x measured mean spike count of each spike-driven layer's input,
   on real images (``--images``, default: the config's test images); the
   detection / segmentation heads (stock ANN layers) are not included.
+  Event configs (``configs/event_det/``) run on the first ``--num-images``
+  samples of their test set, through their own pipeline (``--images`` and
+  ``--shape`` do not apply); event counts are integer spikes, so even the
+  encoding conv counts SOPs there.
 * Energy: 4.6 pJ per MAC (encoding conv and scorer) + 0.9 pJ per AC (SOPs),
   45 nm figures (Horowitz 2014) as in the SNN literature.
 Firing rates depend on the weights: pass a trained ``--checkpoint``. Without
@@ -34,7 +38,9 @@ from mmtpspike.analysis.complexity import (ENERGY_PER_AC_PJ,
 from mmtpspike.analysis.energy import model_max_spikes
 from mmtpspike.analysis.model_io import (DEFAULT_INPUT_SHAPES, BackboneNeck,
                                          build_model, default_images,
+                                         event_samples, is_event_config,
                                          read_image, to_input)
+from mmtpspike.utils.config import SetupError
 from mmtpspike.utils.launch import friendly_errors
 
 
@@ -126,14 +132,28 @@ def print_report(report: dict) -> None:
           f'scorer), {ENERGY_PER_AC_PJ} pJ/AC (spike-driven layers)')
 
 
+def model_inputs(args, cfg, model):
+    """``(H, W)``, the inputs and their names: event samples of an event
+    config's test set, or images."""
+    if is_event_config(cfg):
+        if args.images or args.shape:
+            raise SetupError(
+                'an event config runs on the samples of its test set: use '
+                '--num-images N instead of --images / --shape')
+        inputs, names, _ = event_samples(cfg, model, args.num_images)
+        return tuple(inputs.shape[-2:]), inputs, names
+    shape = tuple(args.shape or DEFAULT_INPUT_SHAPES[cfg.default_scope])
+    paths = args.images or default_images(cfg, args.num_images)
+    return shape, to_input([read_image(p) for p in paths], shape,
+                           model), paths
+
+
 @friendly_errors
 def main(argv=None):
     args = parse_args(argv)
     model, cfg = build_model(args.config, args.checkpoint, args.cfg_options)
-    shape = tuple(args.shape or DEFAULT_INPUT_SHAPES[cfg.default_scope])
-    paths = args.images or default_images(cfg, args.num_images)
-    inputs = to_input([read_image(p) for p in paths], shape, model)
-    net = BackboneNeck(model)
+    shape, inputs, paths = model_inputs(args, cfg, model)
+    net = BackboneNeck(model, unpadded=True)
     iterations = calibration_passes(args.calibrate_bn, bool(args.checkpoint))
     if iterations:
         calibrate_bn(net, inputs, iterations)
