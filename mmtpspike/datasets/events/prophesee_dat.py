@@ -248,8 +248,12 @@ class DatRecording:
         path (str): ``.dat`` file.
 
     Example:
-        >>> recording = DatRecording('17-04-04_11-00-13_cut_15_td.dat')
+        >>> recording = DatRecording('data/gen1_demo/val/demo_val_00_td.dat')
+        >>> (recording.width, recording.height)
+        (304, 240)
         >>> events = recording.read(1_000_000, 1_050_000)  # a 50 ms window
+        >>> int(events.t.min()) >= 1_000_000 > int(events.t.max()) - 50_000
+        True
     """
 
     def __init__(self, path: str) -> None:
