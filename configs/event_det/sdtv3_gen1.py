@@ -70,8 +70,9 @@ train_pipeline = [
     dict(type='PackDetInputs')
 ]
 # PropheseeMetric reads the raw labels (instances), the recording and the
-# label time of each sample; the boxes, loaded after the representation, stay
-# in sensor pixels (for the analysis tools' object masks)
+# label time of each sample, the drawing hooks event_repr_shape; the boxes,
+# loaded after the representation, stay in sensor pixels (for the analysis
+# tools' object masks)
 test_pipeline = [
     dict(type='LoadEventWindow', window_us=window_us),
     representation,
@@ -79,7 +80,8 @@ test_pipeline = [
     dict(
         type='PackDetInputs',
         meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
-                   'scale_factor', 'recording', 'timestamp_us', 'instances'))
+                   'scale_factor', 'recording', 'timestamp_us', 'instances',
+                   'event_repr_shape'))
 ]
 dataset_type = 'Gen1Dataset'
 train_dataloader = dict(
@@ -120,5 +122,8 @@ optim_wrapper = dict(
         type='AdamW', lr=2e-4, betas=(0.9, 0.999), weight_decay=0.05),
     paramwise_cfg=dict(norm_decay_mult=0.))
 auto_scale_lr = dict(base_batch_size=8)
+
+# tools/test.py --show-dir draws detections over the event frames
+default_hooks = dict(visualization=dict(type='EventDetVisualizationHook'))
 
 randomness = dict(seed=0)

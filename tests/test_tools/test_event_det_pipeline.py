@@ -41,13 +41,24 @@ def test_train_reports_prophesee_metrics_and_keeps_78_percent(pruned_run):
 @pytest.mark.slow
 @pytest.mark.parametrize('config', [DENSE, PRUNED])
 def test_test_tool_prints_the_protocol(pruned_run, tmp_path, config):
+    drawing = ['--show-dir', 'vis', '--show-tokens'] if config == PRUNED \
+        else []
     out = run_tool('tools/test.py', config, str(pruned_run / 'epoch_1.pth'),
-                   '--work-dir', str(tmp_path))
+                   '--work-dir', str(tmp_path), *drawing)
     assert ('Prophesee protocol (RVT), camera gen1, evaluation frame '
             '152 x 120 (sensor / 2)') in out
     assert 't > 500000 us, diagonal >= 15 px and sides >= 5 px' in out
     metrics = evaluation_metrics(str(tmp_path))
     assert set(f'prophesee/{key}' for key in KEYS) <= set(metrics)
+    if drawing:
+        # detections and token maps over the event frames of every sample
+        # (78 labelled timestamps of 2 test recordings)
+        (vis, ) = tmp_path.glob('*/vis')
+        detections = sorted(p.name for p in vis.glob('*.png'))
+        tokens = sorted(p.name for p in (vis / 'tokens').glob('*.png'))
+        assert len(detections) == len(tokens) == 78
+        assert 'demo_test_01_1350000us.png' in detections
+        assert detections == tokens
 
 
 def test_missing_events_folder_is_one_line(tmp_path):

@@ -9,7 +9,8 @@ import cv2
 from mmengine.hooks import Hook
 
 from mmtpspike.registry import register_hook
-from mmtpspike.visualization import draw_token_grid
+from mmtpspike.visualization import (draw_token_grid, sample_name,
+                                     sample_picture)
 from .model_access import pruned_backbones
 
 
@@ -18,7 +19,9 @@ class TokenMapHook(Hook):
     """Write, for each test image, a PNG grid of the kept tokens and token
     scores of every transformer block (see ``draw_token_grid``).
 
-    Files go to ``<work_dir>/<timestamp>/<out_dir>/tokens/<image name>.png``.
+    Files go to ``<work_dir>/<timestamp>/<out_dir>/tokens/<image name>.png``
+    (event samples: ``<recording>_<t>us.png``, drawn over their event
+    frames).
 
     Args:
         out_dir (str): Folder inside the run's directory. Default: 'vis'.
@@ -48,9 +51,9 @@ class TokenMapHook(Hook):
         if batch_idx % self.interval or not data_batch:
             return
         records = self._backbones[0].token_records
-        for row, (image, sample) in enumerate(
+        for row, (inputs, sample) in enumerate(
                 zip(data_batch['inputs'], outputs)):
-            bgr = image.permute(1, 2, 0).cpu().numpy()
-            grid = draw_token_grid(bgr, records, row, self.max_side)
-            name = osp.splitext(osp.basename(sample.metainfo['img_path']))[0]
+            picture = sample_picture(inputs, sample.metainfo)
+            grid = draw_token_grid(picture, records, row, self.max_side)
+            name = sample_name(sample.metainfo)
             cv2.imwrite(osp.join(self._folder, f'{name}.png'), grid)
