@@ -130,3 +130,33 @@ def test_missing_or_empty_split_folder_is_an_error(tmp_path):
     (tmp_path / 'train').mkdir()
     with pytest.raises(SetupError, match='holds no recording'):
         build(Gen1Dataset, tmp_path)
+
+
+def test_samples_load_alike_in_dataloader_workers(repo_root):
+    import os.path as osp
+
+    import torch
+    from mmengine.dataset import pseudo_collate
+    from mmengine.registry import init_default_scope
+    init_default_scope('mmdet')
+    pipeline = [
+        dict(type='LoadEventWindow', window_us=50000),
+        dict(type='EventHistogram', num_bins=2, downsample=2),
+        dict(type='PackDetInputs',
+             meta_keys=('img_id', 'recording', 'timestamp_us')),
+    ]
+    dataset = Gen1Dataset(
+        data_root=osp.join(repo_root, 'data', 'gen1_demo'),
+        data_prefix=dict(events='val/'), test_mode=True, pipeline=pipeline)
+    dataset[0]  # the parent process opens a recording before forking
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_size=8, num_workers=2, collate_fn=pseudo_collate)
+    seen = 0
+    for batch in loader:
+        for inputs, sample in zip(batch['inputs'], batch['data_samples']):
+            expected = dataset[sample.img_id]
+            assert torch.equal(inputs, expected['inputs'])
+            assert sample.timestamp_us == \
+                expected['data_samples'].timestamp_us
+            seen += 1
+    assert seen == len(dataset) == 78
