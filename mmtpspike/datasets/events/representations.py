@@ -19,6 +19,12 @@ Options that reproduce RVT's ``StackedHistogram`` (public code,
   pixel ``(f * i + f // 2)`` of each ``f x f`` block; ``'sum'`` bins every
   event into its block instead (no event is lost).
 
+Windows are half-open, ``[t_end - window, t_end)`` (the readers'
+convention); RVT's preprocessing takes ``[t - 50 ms, t]``, so it also counts
+the events stamped exactly at the label time. Events outside the window are
+an error, not dropped: read the window with
+``recording.read(t_end - window, t_end)``.
+
 Counting is one flat pixel index per event and one ``np.bincount`` per time
 bin (``tools/analysis/benchmark_events.py`` times a 50 ms Gen1 window).
 """
@@ -117,13 +123,14 @@ def _frames(events: Events, t_end_us: int, window_us: int, num_bins: int,
         x, y = events.x // downsample, events.y // downsample
     if not len(events):
         return frames
-    pixels = events.p.astype(np.int64)
+    # int32 indices build faster; they hold any sensor up to 32 k x 32 k
+    bin_size = 2 * out_height * out_width
+    pixels = events.p.astype(np.int32 if bin_size < 2**31 else np.int64)
     pixels *= out_height
     pixels += y
     pixels *= out_width
     pixels += x
     starts = _bin_starts(events.t, t_end_us, window_us, num_bins, time_span)
-    bin_size = 2 * out_height * out_width
     for index, (start, stop) in enumerate(zip(starts[:-1], starts[1:])):
         if stop > start:
             counts = np.bincount(pixels[start:stop], minlength=bin_size)

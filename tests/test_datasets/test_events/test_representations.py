@@ -45,6 +45,41 @@ def test_downsample_sum_adds_blocks_before_clipping():
     np.testing.assert_array_equal(frames[0, :, 0], [[0, 1], [3, 0]])
 
 
+@pytest.mark.parametrize('mode', ['sum', 'nearest'])
+def test_downsample_drops_the_rows_and_columns_past_whole_blocks(mode):
+    # 3 x 5 by 2 -> 1 x 2: row 2 and column 4 are in no whole block
+    stream = events((0, 4, 0, 0), (1, 1, 2, 0), (2, 4, 2, 0))
+    frames = stacked_histogram(stream, 10, 10, 1, 3, 5, downsample=2,
+                               downsample_mode=mode)
+    assert frames.shape == (1, 2, 1, 2) and not frames.any()
+
+
+def test_bins_follow_floor_of_time_times_bins_over_window():
+    # window [0, 10), 3 bins: floor(3 t / 10) = 0, 1, 1, 2, 2 for
+    # t = 3, 4, 6, 7, 9 (edges at 3.33 and 6.67)
+    stream = events(*[(t, 0, 0, 1) for t in (3, 4, 6, 7, 9)])
+    frames = stacked_histogram(stream, 10, 10, 3, 1, 1, time_span='window')
+    np.testing.assert_array_equal(frames[:, 1, 0, 0], [1, 2, 2])
+
+
+def test_histogram_equals_counting_event_by_event():
+    rng = np.random.default_rng(0)
+    num, t_end, window, num_bins, height, width = 4000, 5000, 997, 7, 5, 6
+    stream = Events.from_arrays(
+        t=np.sort(rng.integers(t_end - window, t_end, num)),
+        x=rng.integers(0, width, num), y=rng.integers(0, height, num),
+        p=rng.integers(0, 2, num))
+    counts = np.zeros((num_bins, 2, height, width), np.int64)
+    bins = (stream.t - (t_end - window)) * num_bins // window
+    np.add.at(counts, (bins, stream.p, stream.y, stream.x), 1)
+    frames = stacked_histogram(stream, t_end, window, num_bins, height,
+                               width, clip=3, time_span='window')
+    np.testing.assert_array_equal(frames, np.minimum(counts, 3))
+    np.testing.assert_array_equal(
+        spike_frames(stream, t_end, window, num_bins, height, width),
+        counts > 0)
+
+
 def test_downsample_nearest_keeps_the_centre_pixel_of_each_block():
     # nearest-exact with factor 2 reads pixel (2 i + 1, 2 j + 1)
     stream = events((0, 0, 0, 1), (1, 1, 1, 1), (2, 3, 1, 0), (3, 2, 1, 0))
