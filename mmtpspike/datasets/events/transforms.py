@@ -58,9 +58,11 @@ class LoadEventWindow(BaseTransform):
     Added keys: ``events`` (:class:`~.events.Events`), ``window_us``,
     ``window_end_us`` (``t``), ``ori_shape`` ``(height, width)``.
 
-    An empty window is allowed (its frames are zero) and counted: the first
-    one in a process is logged with its recording and time, and every tenth
-    after it with the count.
+    The window is half-open like the readers' ``read`` (RVT's preprocessing
+    also counts the events stamped exactly at ``t``). An empty window is
+    allowed (its frames are zero) and counted: the first one in a process
+    is logged with its recording and time, and every tenth after it with
+    the count.
 
     Args:
         window_us (int): Window length in microseconds (RVT: 50000).

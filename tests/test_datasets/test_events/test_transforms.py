@@ -6,7 +6,7 @@ from mmdet.registry import TRANSFORMS
 from mmdet.structures.bbox import HorizontalBoxes
 from mmengine.registry import init_default_scope
 
-from mmtpspike.datasets.events import Events, write_dat
+from mmtpspike.datasets.events import Events, transforms, write_dat
 
 
 @pytest.fixture
@@ -84,3 +84,28 @@ def test_reprs_name_the_options():
         "time_span='events', downsample_mode='nearest')")
     with pytest.raises(ValueError, match='time_span'):
         build(dict(type='EventSpikeFrames', time_span='span'))
+
+
+def test_empty_windows_warn_first_and_every_tenth(recording, monkeypatch):
+    messages = []
+    monkeypatch.setattr(transforms, 'print_log',
+                        lambda message, *args, **kwargs: messages.append(
+                            message))
+    load = build(dict(type='LoadEventWindow', window_us=5))
+    for _ in range(11):
+        load(sample(recording, timestamp_us=30))
+    assert load.num_empty == 11 and len(messages) == 2
+    assert messages[0].startswith(f'{recording}: no events in the 5 us '
+                                  'before t = 30 us')
+    assert '(11 empty window(s)' in messages[1]
+
+
+def test_per_process_files_open_once_per_path_and_process(monkeypatch):
+    opened = []
+    files = transforms.PerProcessFiles(
+        lambda path: opened.append(path) or f'handle of {path}')
+    assert files('a') == files('a') == 'handle of a'
+    files('b')
+    assert opened == ['a', 'b']
+    monkeypatch.setattr(transforms.os, 'getpid', lambda: -1)  # a worker
+    assert files('a') == 'handle of a' and opened == ['a', 'b', 'a']
