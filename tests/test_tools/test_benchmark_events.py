@@ -16,4 +16,6 @@ def test_benchmark_reports_decode_and_histogram():
     assert re.search(r'one 50 ms window: ours \(bisection\)', out)
     assert re.search(r'window of 3000 events -> \[10, 2, 240, 304\] '
                      r'\(equal outputs\)', out)
+    assert re.search(r'ours \(bincount per bin\) [\d.]+ ms '
+                     r'\([\d.]+ ns per event\)', out)
     assert 'target >= 100 M events/s' in out and 'target < 5 ms' in out

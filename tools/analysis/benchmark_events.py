@@ -5,8 +5,11 @@
 
 Writes a synthetic Gen1 recording (304 x 240, ``--num-events`` events at a
 steady rate over 60 s) into a temporary folder and measures, in one run and
-on one core (every step is numpy element-wise work, ``np.bincount`` or
-``np.add.at``, which run on one thread), the median of ``--repeats`` runs:
+on one thread, the median of ``--repeats`` runs. Run as a script, the tool
+sets ``OMP_NUM_THREADS``, ``MKL_NUM_THREADS`` and ``OPENBLAS_NUM_THREADS``
+to 1 before numpy loads; the measured steps (element-wise numpy,
+``np.searchsorted``, ``np.bincount``, ``np.add.at``) use no thread pool in
+any case, so ``main(argv)`` called in a process is single-threaded too.
 
 1. **decode throughput** (events per second) of the whole file: ours
    (``DatRecording.read_all``: memory map, one pass per field) against the
@@ -24,17 +27,24 @@ under 5 ms); the page with measured numbers is
 ``docs/benchmarks/event_layer.md``.
 """
 import argparse
+import os
 import os.path as osp
 import statistics
 import tempfile
 import time
 from typing import Callable, Tuple
 
-import numpy as np
+THREAD_VARIABLES = ('OMP_NUM_THREADS', 'MKL_NUM_THREADS',
+                    'OPENBLAS_NUM_THREADS')
+if __name__ == '__main__':
+    # thread pools are sized when numpy loads, so before the imports below
+    os.environ.update({variable: '1' for variable in THREAD_VARIABLES})
 
-from mmtpspike.datasets.events import (DatRecording, Events,
+import numpy as np  # noqa: E402
+
+from mmtpspike.datasets.events import (DatRecording, Events,  # noqa: E402
                                        stacked_histogram, write_dat)
-from mmtpspike.datasets.events.prophesee_dat import RECORD_DTYPE
+from mmtpspike.datasets.events.prophesee_dat import RECORD_DTYPE  # noqa
 
 GEN1_SIZE = (240, 304)  # (H, W)
 WINDOW_US = 50_000
@@ -154,7 +164,8 @@ def bench_histogram(args, rng) -> None:
         baseline_histogram(events, t_end))
     print(f'50 ms Gen1 window of {len(events)} events -> '
           f'[{NUM_BINS}, 2, {height}, {width}] (equal outputs):')
-    print(f'  ours (bincount per bin) {ours * 1e3:.2f} ms; baseline '
+    print(f'  ours (bincount per bin) {ours * 1e3:.2f} ms '
+          f'({ours / len(events) * 1e9:.1f} ns per event); baseline '
           f'(np.add.at) {baseline * 1e3:.2f} ms; ratio {baseline / ours:.1f}x')
     print(f'  target < {WINDOW_TARGET_MS:g} ms: '
           f'{"met" if ours * 1e3 < WINDOW_TARGET_MS else "NOT met"}')
@@ -163,7 +174,9 @@ def bench_histogram(args, rng) -> None:
 def main(argv=None) -> None:
     args = parse_args(argv)
     rng = np.random.default_rng(args.seed)
-    print(f'one thread, median of {args.repeats} runs')
+    threads = ', '.join(f'{name}={os.environ.get(name, "unset")}'
+                        for name in THREAD_VARIABLES)
+    print(f'one thread ({threads}), median of {args.repeats} runs')
     with tempfile.TemporaryDirectory() as folder:
         bench_decode(args, rng, folder)
     bench_histogram(args, rng)
