@@ -84,6 +84,8 @@ def scorer_macs(scorer: nn.Module, x: torch.Tensor, num_timesteps: int) -> int:
 # energy per operation at 45 nm (Horowitz, ISSCC 2014), as used by SNN papers
 ENERGY_PER_MAC_PJ = 4.6
 ENERGY_PER_AC_PJ = 0.9
+
+
 # tolerance when checking that ``x * D`` is an integer spike count
 SPIKE_LATTICE_TOL = 1e-3
 
@@ -94,6 +96,15 @@ def is_event_input(x) -> bool:
     if not torch.is_tensor(x) or x.dim() != 5:
         return False
     return bool((x >= 0).all()) and bool((x == x.round()).all())
+
+
+def energy_model_text(event_input: bool = False) -> str:
+    """What the energy estimate counts as MACs and as ACs, in one line
+    (event input: integer event counts are spikes, read by accumulates)."""
+    mac_layers = ('scorer; the encoding conv reads event counts, integer '
+                  'spikes: ACs') if event_input else 'encoding conv, scorer'
+    return (f'{ENERGY_PER_MAC_PJ} pJ/MAC ({mac_layers}), {ENERGY_PER_AC_PJ} '
+            f'pJ/AC (spike-driven layers), 45 nm')
 
 
 class MacCounter:

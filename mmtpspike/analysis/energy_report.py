@@ -13,6 +13,7 @@ from collections import defaultdict
 from typing import Dict, List, Sequence
 
 from .energy import AC, MAC, EnergyCosts, EnergyMeter, mean_std, stage_of
+from .model_io import EVENT_SAMPLES
 
 CSV_FIELDS = ('keep', 'layer', 'stage', 'type', 'kind', 'input_shape',
               'firing_rate_mean', 'firing_rate_std', 'flops', 'macs', 'sops',
@@ -164,13 +165,20 @@ def _stage_table(settings: Sequence[dict]) -> str:
                   rows)
 
 
+#: printed for event input
+EVENT_INPUT_NOTE = (
+    'input: event frames (per-polarity event counts per time bin); integer '
+    'counts are spikes, so the encoding conv reading them is an AC layer, '
+    'one accumulate per event and synapse (the kind column of layers.csv)')
+
+
 def markdown(report: dict) -> str:
     """The printed summary of a report (see ``tools/analysis/energy.py``)."""
     settings = report['settings']
     costs = report['energy_model']
     return '\n'.join([
         f"{report['config']} | {report['measured']} | "
-        f"{report['num_images']} test image(s) | T = "
+        f"{report['num_images']} test {report['input']} | T = "
         f"{report['timesteps']}, D = {report['max_spikes']}",
         '',
         _totals_table(settings),
@@ -183,7 +191,7 @@ def markdown(report: dict) -> str:
         'spike input); means (± std) over images; firing rate = spikes per '
         'input neuron and timestep (MAC-weighted); an estimate, not a '
         'measurement on neuromorphic hardware',
-    ])
+    ] + ([EVENT_INPUT_NOTE] if report['input'] == EVENT_SAMPLES else []))
 
 
 def _group_ticks(groups: Sequence[str],

@@ -14,6 +14,7 @@ from mmengine.structures import BaseDataElement
 from mmtpspike.utils.config import SetupError, load_config
 from mmtpspike.utils.spiking_meta import (check_neuron_settings,
                                           saved_spiking_meta)
+from mmtpspike.visualization import sample_name
 
 IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp')
 DEFAULT_PRUNING = dict(keep_ratios=1.0, scorer=dict(type='IRToPScorer'))
@@ -22,6 +23,8 @@ DEFAULT_PRUNING = dict(keep_ratios=1.0, scorer=dict(type='IRToPScorer'))
 DEFAULT_INPUT_SHAPES = {'mmdet': (800, 1216), 'mmseg': (512, 512)}
 #: first test-pipeline steps of configs whose inputs are event frames
 EVENT_LOADERS = ('LoadEventWindow', 'LoadEventFrames')
+#: what the tools say they ran on (:func:`input_kind`)
+EVENT_SAMPLES, IMAGES = 'event sample(s)', 'image(s)'
 
 
 def is_prunable(backbone_cfg: dict) -> bool:
@@ -211,6 +214,12 @@ def is_event_config(cfg: Config) -> bool:
     return bool(pipeline) and pipeline[0].get('type') in EVENT_LOADERS
 
 
+def input_kind(cfg: Config) -> str:
+    """What the tools feed a config's model, as they report it:
+    :data:`EVENT_SAMPLES` or :data:`IMAGES`."""
+    return EVENT_SAMPLES if is_event_config(cfg) else IMAGES
+
+
 def event_samples(cfg: Config, model: torch.nn.Module,
                   count: int) -> Tuple[torch.Tensor, List[str], List]:
     """The first ``count`` samples of an event config's test set, through
@@ -231,7 +240,6 @@ def event_samples(cfg: Config, model: torch.nn.Module,
     metas = [sample['data_samples'].metainfo for sample in samples]
     data = model.data_preprocessor(pseudo_collate(samples), False)
     height, width = metas[0]['img_shape'][:2]
-    names = [f"{meta['recording']}_{meta['timestamp_us']}us"
-             for meta in metas]
+    names = [sample_name(meta) for meta in metas]
     frames = [sample['inputs'] for sample in samples]
     return data['inputs'][..., :height, :width], names, frames

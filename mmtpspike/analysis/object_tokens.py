@@ -9,7 +9,9 @@ inside the object's mask. Detection objects are instances (their masks, or
 boxes without masks) and the background is every token outside all of them;
 segmentation objects are the regions of each class in an image and the
 background is the unlabelled area (pixels with the ignore index, ADE20K's
-"other").
+"other"). Event samples are detection samples whose original image is the
+sensor: their boxes (sensor pixels) set the size groups and are scaled to the
+event representation by its ``scale_factor``.
 """
 from collections import defaultdict
 from typing import Dict, List, Sequence

@@ -33,13 +33,14 @@ from mmengine.config import DictAction
 
 from mmtpspike.analysis.bn_calibration import (calibrating_bn,
                                                calibration_passes)
-from mmtpspike.analysis.complexity import (ENERGY_PER_AC_PJ,
-                                           ENERGY_PER_MAC_PJ, MacCounter)
+from mmtpspike.analysis.complexity import MacCounter, energy_model_text
 from mmtpspike.analysis.energy import model_max_spikes
-from mmtpspike.analysis.model_io import (DEFAULT_INPUT_SHAPES, BackboneNeck,
+from mmtpspike.analysis.model_io import (DEFAULT_INPUT_SHAPES,
+                                         EVENT_SAMPLES, BackboneNeck,
                                          build_model, default_images,
-                                         event_samples, is_event_config,
-                                         read_image, to_input)
+                                         event_samples, input_kind,
+                                         is_event_config, read_image,
+                                         to_input)
 from mmtpspike.utils.config import SetupError
 from mmtpspike.utils.launch import friendly_errors
 
@@ -77,14 +78,14 @@ def calibrate_bn(net: BackboneNeck, inputs, iterations: int) -> None:
             net(inputs)
 
 
-def untrained_note(iterations: int, num_images: int) -> str:
+def untrained_note(iterations: int, num_images: int, kind: str) -> str:
     """What the figures of a model without checkpoint stand for."""
     if not iterations:
         return ('warning: no --checkpoint and --calibrate-bn 0: the untrained '
                 'BN statistics leave most neurons silent, so SOPs and energy '
                 'say nothing about a trained model')
     return (f'no --checkpoint: BN statistics of the untrained model set from '
-            f'{iterations} forward(s) of the {num_images} input image(s), so '
+            f'{iterations} forward(s) of the {num_images} input {kind}, so '
             f'that it fires; pass a trained --checkpoint for real firing '
             f'rates')
 
@@ -109,7 +110,7 @@ def analyse(net: BackboneNeck, inputs, keep: float) -> dict:
 
 def print_report(report: dict) -> None:
     print(f"{report['config']} | input {report['shape'][0]} x "
-          f"{report['shape'][1]} | {report['num_images']} image(s)")
+          f"{report['shape'][1]} | {report['num_images']} {report['input']}")
     print(f"params: backbone {report['backbone_params_m']:.2f} M, neck "
           f"{report['neck_params_m']:.2f} M (heads not counted)")
     print('| keep | backbone GMACs | neck GMACs | scorer GMACs | total GMACs '
@@ -128,8 +129,8 @@ def print_report(report: dict) -> None:
     for row in report['settings']:
         print(f"| {row['keep']:.2f} | " + ' | '.join(
             f"{row['realised_keep'][b]:.3f}" for b in blocks) + ' |')
-    print(f'energy model: {ENERGY_PER_MAC_PJ} pJ/MAC (encoding conv, '
-          f'scorer), {ENERGY_PER_AC_PJ} pJ/AC (spike-driven layers)')
+    print('energy model: ' +
+          energy_model_text(report['input'] == EVENT_SAMPLES))
 
 
 def model_inputs(args, cfg, model):
@@ -158,10 +159,10 @@ def main(argv=None):
     if iterations:
         calibrate_bn(net, inputs, iterations)
     if not args.checkpoint:
-        print(untrained_note(iterations, len(paths)))
+        print(untrained_note(iterations, len(paths), input_kind(cfg)))
     report = dict(
         config=args.config, checkpoint=args.checkpoint,
-        calibrate_bn=iterations, shape=list(shape),
+        calibrate_bn=iterations, shape=list(shape), input=input_kind(cfg),
         num_images=len(paths),
         images=paths, backbone_params_m=params_m(model.backbone),
         neck_params_m=params_m(model.neck) if hasattr(model, 'neck') else 0,

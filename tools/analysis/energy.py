@@ -1,5 +1,5 @@
 """Per-layer firing rates, SOPs and energy of a config's backbone + neck on
-its own test images, dense vs pruned.
+its own test images (or event samples), dense vs pruned.
 
     python tools/analysis/energy.py CONFIG [CHECKPOINT] [--num-images 8]
         [--keep 1.0 0.78 0.56] [--out-dir work_dirs/energy]
@@ -16,6 +16,14 @@ not counted):
 * AC layers (spike input) cost ``E_AC x SOPs`` with ``SOPs = r x T x
   FLOPs``, ``r`` the measured input firing rate (spikes per input neuron and
   timestep, an integer spike ``n`` counting as ``n`` binary spikes).
+
+Event configs (``configs/event_det/``) run on the first ``--num-images``
+samples of their test set (labelled timestamps; their event windows through
+the config's representation, ``[1, T, 2, H, W]``). Their input is event
+counts, i.e. integer spikes: the encoding conv is an AC layer there, ``n``
+events at a pixel costing ``n`` accumulates per synapse, so the stem's
+input firing rate is the mean event count per pixel, polarity and time bin
+(a representation giving real values would make it a MAC layer again).
 
 Pruned rows count only the work that ran (kept tokens) plus the scorer.
 Writes ``OUT_DIR/layers.csv`` (one row per layer and keep ratio),
@@ -44,10 +52,12 @@ from mmtpspike.analysis.complexity import (ENERGY_PER_AC_PJ,
 from mmtpspike.analysis.energy import EnergyCosts, EnergyMeter
 from mmtpspike.analysis.energy_report import (layer_rows, markdown, plot,
                                               summarize, write_csv)
-from mmtpspike.analysis.model_io import BackboneNeck, build_model
+from mmtpspike.analysis.model_io import (BackboneNeck, build_model,
+                                         input_kind)
 from mmtpspike.utils.config import SetupError
 from mmtpspike.utils.launch import (check_data_paths, check_image_loading,
                                     friendly_errors)
+from mmtpspike.visualization import is_event_sample, sample_name
 
 LOADER = 'test_dataloader'
 
@@ -57,7 +67,8 @@ def parse_args(argv=None):
     parser.add_argument('config')
     parser.add_argument('checkpoint', nargs='?', help='trained weights')
     parser.add_argument('--num-images', type=int, default=8,
-                        help='first N images of the test set')
+                        help='first N images (event configs: samples) of '
+                        'the test set')
     parser.add_argument('--keep', type=float, nargs='+',
                         default=[1.0, 0.78, 0.56],
                         help='uniform keep ratios to measure (first one is '
@@ -103,16 +114,19 @@ def test_images(model, loader, num_images: int
     pipeline), through the model's data preprocessor, one at a time.
 
     Yields:
-        tuple: inputs ``[1, 3, H, W]`` (padded as the preprocessor pads),
-        the image's ``(h, w)`` before padding, and its file path.
+        tuple: inputs ``[1, 3, H, W]`` (event samples: ``[1, T, 2, H, W]``;
+        padded as the preprocessor pads), the sample's ``(h, w)`` before
+        padding, and its name (an image's file path, an event sample's
+        ``<recording>_<t>us``).
     """
     for index, batch in enumerate(loader):
         if index == num_images:
             return
         data = model.data_preprocessor(batch, False)
         meta = data['data_samples'][0].metainfo
-        yield data['inputs'], tuple(meta['img_shape'][:2]), meta.get(
+        name = sample_name(meta) if is_event_sample(meta) else meta.get(
             'img_path', '')
+        yield data['inputs'], tuple(meta['img_shape'][:2]), name
 
 
 def forward(net: BackboneNeck, inputs: torch.Tensor, img_shape) -> None:
@@ -160,15 +174,15 @@ def measure(net: BackboneNeck, images: Callable, keep: float):
     return meter, {block: sum(v) / len(v) for block, v in realised.items()}
 
 
-def untrained_note(passes: int, num_images: int) -> str:
+def untrained_note(passes: int, num_images: int, input_kind: str) -> str:
     """What the figures of a model without checkpoint stand for."""
     if not passes:
         return ('warning: no checkpoint and --calibrate-bn 0: the untrained '
                 'BN statistics leave most neurons silent, so firing rates, '
                 'SOPs and energy say nothing about a trained model')
     return (f'no checkpoint: BN statistics of the untrained model set from '
-            f'{passes} pass(es) over the {num_images} test image(s), so that '
-            f'it fires; pass a trained CHECKPOINT for real firing rates')
+            f'{passes} pass(es) over the {num_images} test {input_kind}, so '
+            f'that it fires; pass a trained CHECKPOINT for real firing rates')
 
 
 def make_out_dir(path: str) -> None:
@@ -187,13 +201,14 @@ def main(argv=None):
     check_data_paths(cfg, (LOADER, ))
     check_image_loading(cfg, (LOADER, ))
     make_out_dir(args.out_dir)
+    kind = input_kind(cfg)
     loader = test_loader(cfg)
     paths = [sample[2] for sample in test_images(model, loader,
                                                  args.num_images)]
     if not paths:
-        raise SetupError(f'the test set of {args.config} has no images')
+        raise SetupError(f'the test set of {args.config} is empty')
     if len(paths) < args.num_images:
-        print(f'note: the test set has only {len(paths)} image(s)')
+        print(f'note: the test set has only {len(paths)} {kind}')
 
     def images():
         return test_images(model, loader, len(paths))
@@ -203,7 +218,7 @@ def main(argv=None):
     if passes:
         calibrate(net, images, passes)
     if not args.checkpoint:
-        print(untrained_note(passes, len(paths)))
+        print(untrained_note(passes, len(paths), kind))
     costs = EnergyCosts(args.e_mac, args.e_ac)
     timesteps = getattr(model.backbone, 'num_timesteps', 1)
     rows_by_keep, settings = {}, []
@@ -214,7 +229,7 @@ def main(argv=None):
                              realised_keep=realised))
     report = dict(
         config=args.config, checkpoint=args.checkpoint,
-        calibrate_bn=passes,
+        calibrate_bn=passes, input=kind,
         measured='backbone + neck' if net.neck is not None else 'backbone',
         num_images=len(paths), images=paths, timesteps=timesteps,
         max_spikes=meter.max_spikes,

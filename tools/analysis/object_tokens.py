@@ -8,7 +8,10 @@ Runs the config's own test pipeline on its test set (the first
 valid tokens that stopped early inside small / medium / large objects (COCO
 areas) next to the share in the background: whether pruning eats the
 objects. Detection objects are instances; segmentation objects are class
-regions. See ``mmtpspike.analysis.object_tokens``.
+regions; event configs (``configs/event_det/``) take the first
+``--num-images`` samples (labelled timestamps) and their boxes, in sensor
+pixels, scaled to the representation by its ``scale_factor``. See
+``mmtpspike.analysis.object_tokens``.
 """
 import argparse
 import json
@@ -26,7 +29,9 @@ def parse_args(argv=None):
     parser.add_argument('checkpoint', help="weights, or 'none'")
     parser.add_argument('--keep', type=float, nargs='+',
                         help="keep ratio(s) (default: the config's)")
-    parser.add_argument('--num-images', type=int, default=50)
+    parser.add_argument('--num-images', type=int, default=50,
+                        help='first N images (event configs: samples) of '
+                        'the test set')
     parser.add_argument('--out', help='also write the shares as JSON')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     return parser.parse_args(argv)

@@ -5,6 +5,10 @@
     python tools/analysis/pruning_report.py configs/seg/sdtv3_ade20k_demo.py \
         --work-dir work_dirs/seg_report --finetune-options \
         train_cfg.max_iters=300 --finetune-ramp 150
+    python tools/analysis/pruning_report.py \
+        configs/event_det/sdtv3_gen1_demo.py --work-dir work_dirs/event_report \
+        --variants "IRToP (paper)" random --finetune-options \
+        train_cfg.max_epochs=4 train_cfg.val_interval=4
 
 Steps: (1) train the dense config (skipped with ``--checkpoint``); (2)
 evaluate the same weights with each token-reduction variant (IRToP as in the
@@ -13,11 +17,13 @@ the package and the ToMe-style merging baseline) at every ``--keep`` ratio,
 training-free; (3) with ``--finetune-options``, also fine-tune the dense
 weights with each variant on (keep ratio moving from 1.0 to the target by a
 ``RetentionScheduleHook`` over ``--finetune-ramp`` iterations) and evaluate
-that; (4) print one markdown table: task metrics (COCO bbox / segm mAP, or
-mIoU / mAcc), MACs / SOPs / energy of backbone + neck on the first test
-batch (as ``complexity.py`` counts them), the realised keep ratio, and the
-stopped-token share inside small / medium / large objects and in the
-background (as ``object_tokens.py`` reports it, averaged over blocks).
+that; (4) print one markdown table: task metrics (the config's test
+evaluator's: COCO bbox / segm mAP, mIoU / mAcc, or the Prophesee-protocol
+mAP / AP50 of event configs), MACs / SOPs / energy of backbone + neck on the
+first test batch (as ``complexity.py`` counts them), the realised keep
+ratio, and the stopped-token share inside small / medium / large objects
+and in the background (as ``object_tokens.py`` reports it, averaged over
+blocks; event configs: the boxes of their labelled timestamps).
 """
 import argparse
 import copy
@@ -29,21 +35,13 @@ import torch
 from mmengine.config import DictAction
 
 from mmtpspike.analysis import MacCounter
-from mmtpspike.analysis.complexity import ENERGY_PER_AC_PJ, ENERGY_PER_MAC_PJ
-from mmtpspike.analysis.model_io import BackboneNeck
+from mmtpspike.analysis.complexity import energy_model_text
+from mmtpspike.analysis.model_io import BackboneNeck, is_event_config
 from mmtpspike.analysis.object_tokens import GROUPS, tally_dataset
-from mmtpspike.utils.launch import (SetupError, build_runner,
-                                    check_data_paths, friendly_errors,
-                                    load_config)
+from mmtpspike.analysis.task_metrics import TASK_METRICS, test_evaluator_type
+from mmtpspike.utils.launch import (build_runner, check_data_paths,
+                                    friendly_errors, load_config)
 
-#: table columns by the type of the config's test evaluator
-METRICS = {
-    'CocoMetric': [('coco/bbox_mAP', 'bbox mAP'),
-                   ('coco/segm_mAP', 'segm mAP')],
-    'IoUMetric': [('mIoU', 'mIoU'), ('mAcc', 'mAcc')],
-    'PropheseeMetric': [('prophesee/mAP', 'mAP (Prophesee)'),
-                        ('prophesee/mAP_50', 'AP50 (Prophesee)')],
-}
 #: name -> pruning settings on top of ``keep_ratios`` (IRToP by default)
 VARIANTS = {
     'IRToP (paper)': dict(scorer=dict(type='IRToPScorer')),
@@ -210,7 +208,7 @@ def run_rows(args, checkpoint: str) -> List[dict]:
 
 
 def table(rows: List[dict], metric_type: str) -> str:
-    names = METRICS[metric_type]
+    names = TASK_METRICS[metric_type]
     digits = 2 if metric_type == 'IoUMetric' else 3
     header = (['variant', 'keep', 'mode'] + [n for _, n in names] +
               ['GMACs', 'GSOPs', 'energy mJ', 'realised keep'] +
@@ -230,15 +228,12 @@ def table(rows: List[dict], metric_type: str) -> str:
 @friendly_errors
 def main(argv=None):
     args = parse_args(argv)
+    cfg = load_config(args.config)
+    metric_type = test_evaluator_type(cfg)
     checkpoint = args.checkpoint or train(args)
-    metric_type = load_config(args.config).test_evaluator.type
-    if metric_type not in METRICS:
-        raise SetupError(f'pruning_report.py tabulates {sorted(METRICS)}, '
-                         f'the config tests with {metric_type}')
     rows = run_rows(args, checkpoint)
-    text = (f'Config: `{args.config}`, dense weights: `{checkpoint}`. '
-            f'Energy: {ENERGY_PER_MAC_PJ} pJ per MAC of the encoding conv '
-            f'and scorer, {ENERGY_PER_AC_PJ} pJ per SOP (45 nm).\n\n' +
+    text = (f'Config: `{args.config}`, dense weights: `{checkpoint}`. ' +
+            f'Energy: {energy_model_text(is_event_config(cfg))}.\n\n' +
             table(rows, metric_type))
     print(text)
     if args.out:

@@ -7,13 +7,15 @@
     python tools/analysis/sweep.py CONFIG CHECKPOINT --budget 0.8 \
         --budget-on macs --stage-ratios 0.4 0.6 0.8 1.0
 
-Every setting is evaluated with the config's own test evaluator (COCO mAP or
-mIoU) on the first ``--num-images`` images of its test set, with one runner
-whose pruner is re-configured between runs. The budget search measures the
-cost of each ratio combination (MACs or SOPs of backbone + neck on the first
-test batch) and evaluates only those within the budget. The tool prints the
-table, the best setting and what the search itself cost (evaluations and
-wall time), which the paper did not report for its hand-set ratios.
+Every setting is evaluated with the config's own test evaluator (its main
+metric: COCO bbox mAP, mIoU, or the Prophesee-protocol mAP of event configs)
+on the first ``--num-images`` images (event configs: samples) of its test
+set, with one runner whose pruner is re-configured between runs. The budget
+search measures the cost of each ratio combination (MACs or SOPs of
+backbone + neck on the first test batch) and evaluates only those within the
+budget. The tool prints the table, the best setting and what the search
+itself cost (evaluations and wall time), which the paper did not report for
+its hand-set ratios.
 """
 import argparse
 import json
@@ -27,13 +29,12 @@ from mmtpspike.analysis import MacCounter
 from mmtpspike.analysis.model_io import BackboneNeck, is_prunable
 from mmtpspike.analysis.sweep import (best_row, markdown_table, ratio_grid,
                                       scorer_grid)
+from mmtpspike.analysis.task_metrics import task_metrics
 from mmtpspike.models.pruning.early_stopping import _build
 from mmtpspike.registry import TOKEN_SCORERS
 from mmtpspike.utils.launch import (SetupError, build_runner,
                                     check_data_paths, friendly_errors,
                                     load_config)
-
-METRIC = {'mmdet': 'coco/bbox_mAP', 'mmseg': 'mIoU'}
 
 
 def parse_args(argv=None):
@@ -149,7 +150,7 @@ def main(argv=None):
     args = parse_args(argv)
     start = time.perf_counter()
     runner, cfg = build_eval_runner(args)
-    metric = METRIC[cfg.default_scope]
+    metric = task_metrics(cfg)[0][0]
     rows = budget_search(args, runner, metric) if args.budget else \
         scorer_sweep(args, runner, metric)
     elapsed = time.perf_counter() - start
