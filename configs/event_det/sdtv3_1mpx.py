@@ -8,22 +8,15 @@ camera = '1mpx'
 data_root = 'data/1mpx/'
 classes = ('pedestrian', 'two-wheeler', 'car')
 downsample = 2
-window_us = _base_.window_us
 representation = dict(_base_.representation, downsample=downsample)
 
 model = dict(bbox_head=dict(num_classes=len(classes)))
+# the base pipelines with this representation (train step 3, test step 2)
 train_pipeline = [
-    dict(type='LoadEventWindow', window_us=window_us),
-    dict(type='LoadAnnotations', with_bbox=True),
-    representation,
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='PackDetInputs')
+    *_base_.train_pipeline[:2], representation, *_base_.train_pipeline[3:]
 ]
 test_pipeline = [
-    dict(type='LoadEventWindow', window_us=window_us),
-    representation,
-    dict(type='LoadAnnotations', with_bbox=True),
-    _base_.test_pipeline[-1],
+    _base_.test_pipeline[0], representation, *_base_.test_pipeline[2:]
 ]
 dataset_type = 'OneMpxDataset'
 train_dataloader = dict(

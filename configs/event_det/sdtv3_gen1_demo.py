@@ -10,7 +10,6 @@ _base_ = './sdtv3_gen1.py'
 data_root = 'data/gen1_demo/'
 num_bins = 4
 downsample = 2
-window_us = _base_.window_us
 embed_dims = [24, 48, 96, 128]
 neck_channels = 64
 representation = dict(
@@ -28,18 +27,12 @@ model = dict(
         stacked_convs=1),
     test_cfg=dict(max_per_img=20))
 
+# the base pipelines with this representation (train step 3, test step 2)
 train_pipeline = [
-    dict(type='LoadEventWindow', window_us=window_us),
-    dict(type='LoadAnnotations', with_bbox=True),
-    representation,
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='PackDetInputs')
+    *_base_.train_pipeline[:2], representation, *_base_.train_pipeline[3:]
 ]
 test_pipeline = [
-    dict(type='LoadEventWindow', window_us=window_us),
-    representation,
-    dict(type='LoadAnnotations', with_bbox=True),
-    _base_.test_pipeline[-1],
+    _base_.test_pipeline[0], representation, *_base_.test_pipeline[2:]
 ]
 train_dataloader = dict(
     batch_size=8,

@@ -46,12 +46,11 @@ def frame_size(height: int, width: int, downsample: int) -> Tuple[int, int]:
     return height // downsample, width // downsample
 
 
-def _check_arguments(num_bins: int, window_us: int, downsample: int,
-                     time_span: str, downsample_mode: str) -> None:
+def check_frame_options(num_bins: int, downsample: int, time_span: str,
+                        downsample_mode: str) -> None:
+    """Raise a ValueError naming the first bad representation option."""
     if num_bins < 1:
         raise ValueError(f'num_bins must be >= 1, got {num_bins}')
-    if window_us <= 0:
-        raise ValueError(f'window_us must be > 0, got {window_us}')
     if int(downsample) != downsample or downsample < 1:
         raise ValueError(
             f'downsample must be an integer >= 1, got {downsample}')
@@ -108,8 +107,9 @@ def _frames(events: Events, t_end_us: int, window_us: int, num_bins: int,
     ``np.bincount`` over all bins would scatter into ``T`` times more
     memory.
     """
-    _check_arguments(num_bins, window_us, downsample, time_span,
-                     downsample_mode)
+    check_frame_options(num_bins, downsample, time_span, downsample_mode)
+    if window_us <= 0:
+        raise ValueError(f'window_us must be > 0, got {window_us}')
     _check_events(events, t_end_us, window_us, height, width)
     out_height, out_width = frame_size(height, width, downsample)
     frames = np.zeros((num_bins, 2, out_height, out_width), np.uint8)

@@ -22,7 +22,7 @@ from mmtpspike.utils.config import SetupError
 from .precomputed_frames import (frames_path, read_frames,
                                  read_settings)
 from .recordings import open_recording
-from .representations import (DOWNSAMPLE_MODES, TIME_SPANS, spike_frames,
+from .representations import (check_frame_options, spike_frames,
                               stacked_histogram)
 
 
@@ -126,12 +126,7 @@ class EventFrames(BaseTransform):
 
     def __init__(self, num_bins: int, downsample: int, time_span: str,
                  downsample_mode: str) -> None:
-        if time_span not in TIME_SPANS:
-            raise ValueError(
-                f'time_span must be one of {TIME_SPANS}, got {time_span!r}')
-        if downsample_mode not in DOWNSAMPLE_MODES:
-            raise ValueError(f'downsample_mode must be one of '
-                             f'{DOWNSAMPLE_MODES}, got {downsample_mode!r}')
+        check_frame_options(num_bins, downsample, time_span, downsample_mode)
         self.num_bins = num_bins
         self.downsample = downsample
         self.time_span = time_span
