@@ -78,7 +78,7 @@ def test_energy_depends_on_the_event_samples(tmp_path, event_test_set):
 
 def test_token_maps_are_drawn_over_event_frames(tmp_path):
     result = call_main('tools/analysis/visualize_tokens.py', EVENT_DEMO,
-                       'none', '--num-samples', '1', '--out-dir',
+                       'none', '--num-images', '1', '--out-dir',
                        str(tmp_path))
     assert result.returncode == 0, result.stderr
     grid = cv2.imread(str(tmp_path / 'demo_test_00_100000us_tokens.png'))

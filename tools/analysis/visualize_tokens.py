@@ -3,14 +3,14 @@
     python tools/analysis/visualize_tokens.py CONFIG CHECKPOINT IMAGE ...
         --out-dir DIR [--keep 0.56] [--cfg-options ...]
     python tools/analysis/visualize_tokens.py EVENT_CONFIG CHECKPOINT
-        --num-samples 4 --out-dir DIR [--keep 0.56]
+        --num-images 4 --out-dir DIR [--keep 0.56]
 
 For every image a PNG grid is written to DIR: one column per transformer
 block; top row: the image with early-stopped tokens tinted red (padding
 grey), bottom row: the token scores (rank-normalised, JET colours). Works for
 mmdet and mmseg configs; images are resized as the config's test pipeline
 does. Event configs (``configs/event_det/``) draw the first
-``--num-samples`` samples of their test set instead of images, over a
+``--num-images`` samples of their test set instead of images, over a
 picture of their event frames (time bins summed; ON events red, OFF blue).
 CHECKPOINT may be ``none`` to look at an untrained model.
 """
@@ -38,8 +38,8 @@ def parse_args(argv=None):
     parser.add_argument('checkpoint', help="weights, or 'none'")
     parser.add_argument('images', nargs='*',
                         help='images (image configs)')
-    parser.add_argument('--num-samples', type=int, default=4,
-                        help='test samples drawn (event configs)')
+    parser.add_argument('--num-images', type=int, default=4,
+                        help='first test samples drawn (event configs)')
     parser.add_argument('--out-dir', required=True)
     parser.add_argument('--keep', type=float,
                         help='uniform keep ratio (default: the config\'s)')
@@ -67,8 +67,8 @@ def event_inputs(args, cfg, model):
     event config."""
     if args.images:
         raise SetupError('an event config draws the samples of its test '
-                         'set: use --num-samples N instead of image paths')
-    inputs, names, frames = event_samples(cfg, model, args.num_samples)
+                         'set: use --num-images N instead of image paths')
+    inputs, names, frames = event_samples(cfg, model, args.num_images)
     height, width = inputs.shape[-2:]
     for name, sample_frames, sample_inputs in zip(names, frames, inputs):
         picture = event_frame_image(sample_frames[:, :height, :width])
