@@ -3,7 +3,7 @@ import importlib.util
 from . import events
 from .transforms import CheckedLoadImageFromFile, UnreadableImageError
 
-__all__ = ['CheckedLoadImageFromFile', 'UnreadableImageError']
+__all__ = ['CheckedLoadImageFromFile', 'UnreadableImageError', 'events']
 
 if importlib.util.find_spec('mmseg') is not None:
     from .mini_ade20k import MiniADE20KDataset  # noqa: F401
