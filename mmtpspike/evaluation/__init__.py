@@ -1,4 +1,5 @@
 """Evaluation of mmtpspike's tasks."""
+from . import functional
 from .metrics import PropheseeMetric
 
-__all__ = ['PropheseeMetric']
+__all__ = ['PropheseeMetric', 'functional']
