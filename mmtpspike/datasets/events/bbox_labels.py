@@ -5,12 +5,12 @@ Two dtypes are found in the wild: :data:`BBOX_DTYPE` (``t``, ...,
 (:data:`LEGACY_BBOX_DTYPE`, e.g. Gen1). Both load as :data:`BBOX_DTYPE`.
 Boxes are ``x, y`` (top-left) and ``w, h`` in sensor pixels.
 """
-import os
 import os.path as osp
 
 import numpy as np
 
 from mmtpspike.utils.config import SetupError
+from .file_output import check_writable, written_in_place
 
 #: the dtype boxes are loaded as
 BBOX_DTYPE = np.dtype([('t', '<i8'), ('x', '<f4'), ('y', '<f4'), ('w', '<f4'),
@@ -85,9 +85,7 @@ def write_bbox_npy(path: str,
     if not path.endswith('.npy'):
         raise ValueError(f'{path}: a label file name must end with .npy '
                          '(np.save would add it).')
-    if osp.exists(path) and not overwrite:
-        raise FileExistsError(
-            f'{path} exists; pass overwrite=True to replace it.')
+    check_writable(path, overwrite)
     missing = set(BBOX_DTYPE.names) - set(boxes.dtype.names or ())
     if missing:
         raise ValueError(f'{path}: boxes lack the fields {sorted(missing)}; '
@@ -105,9 +103,8 @@ def write_bbox_npy(path: str,
                 f'{path}: {name} values do not fit {dtype[field]} of the '
                 f'{"legacy" if legacy else "current"} label dtype.')
         stored[field] = values
-    partial_path = f'{path}.partial.npy'
-    np.save(partial_path, stored)
-    os.replace(partial_path, path)
+    with written_in_place(path, '.npy') as partial_path:
+        np.save(partial_path, stored)
 
 
 def label_path_for(recording_path: str) -> str:

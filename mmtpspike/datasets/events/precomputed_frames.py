@@ -9,13 +9,13 @@ Members of an ``.npz`` decompress one at a time: a sample reads only its own
 frames.
 """
 import json
-import os
 import os.path as osp
 from typing import Dict
 
 import numpy as np
 
 from mmtpspike.utils.config import SetupError
+from .file_output import written_in_place
 
 FRAMES_SUFFIX = '.npz'
 SETTINGS_KEY = 'settings'
@@ -49,9 +49,8 @@ def write_frames(path: str, frames: Dict[int, np.ndarray], settings: dict,
         raise SetupError(f'{path} exists: pass --overwrite to replace it')
     members = {frames_key(t): f for t, f in frames.items()}
     members[SETTINGS_KEY] = np.array(json.dumps(settings, sort_keys=True))
-    partial = path + '.partial.npz'
-    np.savez_compressed(partial, **members)
-    os.replace(partial, path)
+    with written_in_place(path, '.npz') as partial_path:
+        np.savez_compressed(partial_path, **members)
 
 
 def read_settings(archive, path: str) -> dict:

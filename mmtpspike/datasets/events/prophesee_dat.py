@@ -16,6 +16,7 @@ import numpy as np
 
 from mmtpspike.utils.config import SetupError
 from .events import Events
+from .file_output import check_writable, written_in_place
 
 #: one Event2D record as stored on disk
 RECORD_DTYPE = np.dtype([('t', '<u4'), ('_', '<i4')])
@@ -363,12 +364,6 @@ def _search_sorted(times: np.ndarray, t_us: int) -> int:
     return bisect.bisect_left(times, t_us)
 
 
-def _check_writable(path: str, overwrite: bool) -> None:
-    if os.path.exists(path) and not overwrite:
-        raise FileExistsError(
-            f'{path} exists; pass overwrite=True to replace it.')
-
-
 def _check_encodable(path: str, events: Events, width: int,
                      height: int) -> None:
     """Raise when ``events`` cannot be stored as Event2D records of a
@@ -426,10 +421,10 @@ def write_dat(path: str,
         ValueError: Events out of range or unsorted.
     """
     path = str(path)
-    _check_writable(path, overwrite)
+    check_writable(path, overwrite)
     _check_encodable(path, events, width, height)
-    partial_path = f'{path}.partial'
-    with open(partial_path, 'wb') as file:
+    with written_in_place(path) as partial_path, open(partial_path,
+                                                      'wb') as file:
         if header:
             file.write(
                 f'% Data file containing Event2D events.\n'
@@ -438,4 +433,3 @@ def write_dat(path: str,
                 f'% Height {height}\n'.encode('ascii'))
             file.write(bytes([EVENT_2D_TYPE, RECORD_DTYPE.itemsize]))
         encode_records(events).tofile(file)
-    os.replace(partial_path, path)

@@ -10,13 +10,13 @@ extra ``events-h5``.
 """
 import bisect
 import os
-import os.path as osp
 from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
 from mmtpspike.utils.config import SetupError
 from .events import Events
+from .file_output import check_writable, written_in_place
 from .prophesee_dat import UNSORTED_FIX, check_events, check_window_edges
 
 #: h5 group holding the event columns
@@ -256,15 +256,13 @@ def write_h5(path: str,
         ValueError: Events unsorted or outside the sensor.
     """
     path = str(path)
-    if osp.exists(path) and not overwrite:
-        raise FileExistsError(
-            f'{path} exists; pass overwrite=True to replace it.')
+    check_writable(path, overwrite)
     try:
         check_events(path, events, 0, width, height, events.t)
     except SetupError as error:
         raise ValueError(f'cannot write these events: {error}') from None
-    partial_path = f'{path}.partial'
-    with import_h5py().File(partial_path, 'w') as file:
+    with written_in_place(path) as partial_path, import_h5py().File(
+            partial_path, 'w') as file:
         group = file.create_group(EVENTS_GROUP)
         for name in COLUMNS:
             group.create_dataset(
@@ -272,4 +270,3 @@ def write_h5(path: str,
                 compression='gzip' if len(events) else None)
         group['width'] = width
         group['height'] = height
-    os.replace(partial_path, path)
