@@ -10,27 +10,11 @@ from mmtpspike.datasets.events.prophesee_dat import (RECORD_DTYPE,
                                                      encode_records,
                                                      write_dat)
 from mmtpspike.utils.config import SetupError
+from event_streams import assert_events_equal, random_events
 
 MAX_COORDINATE = 2**14 - 1
-
-
-def random_events(num, seed=0, t_max=10_000, size=MAX_COORDINATE + 1):
-    """Sorted events with many equal timestamps, coordinates up to
-    ``size - 1`` (the extremes included) and both polarities."""
-    rng = np.random.default_rng(seed)
-    x = rng.integers(0, size, num)
-    y = rng.integers(0, size, num)
-    x[:2], y[:2] = size - 1, [0, size - 1]
-    return Events.from_arrays(
-        t=np.sort(rng.integers(0, t_max, num)), x=x, y=y,
-        p=rng.integers(0, 2, num))
-
-
-def assert_events_equal(actual, expected):
-    for name in 'txyp':
-        np.testing.assert_array_equal(
-            getattr(actual, name), getattr(expected, name), err_msg=name)
-        assert getattr(actual, name).dtype == getattr(expected, name).dtype
+#: the largest sensor a .dat file can describe
+FULL_RANGE = dict(width=MAX_COORDINATE + 1, height=MAX_COORDINATE + 1)
 
 
 def write_raw(path, records, header=b'% Width 304\n% Height 240\n',
@@ -57,7 +41,7 @@ def test_decode_records_unpacks_the_bit_fields():
 
 
 def test_round_trip_with_header(tmp_path):
-    events = random_events(5000)
+    events = random_events(5000, **FULL_RANGE)
     path = tmp_path / 'rec_td.dat'
     write_dat(path, events, width=16384, height=16384)
     recording = DatRecording(path)
@@ -71,7 +55,7 @@ def test_round_trip_with_header(tmp_path):
 
 
 def test_headerless_file(tmp_path):
-    events = random_events(300, seed=1, size=304)
+    events = random_events(300, seed=1, width=304, height=304)
     path = tmp_path / 'old_td.dat'
     write_dat(path, events, 304, 240 + 304, header=False)
     assert path.stat().st_size == 300 * RECORD_DTYPE.itemsize
@@ -84,7 +68,7 @@ def test_headerless_file(tmp_path):
 
 
 def test_window_reads_equal_slicing(tmp_path):
-    events = random_events(4000, seed=2, t_max=2000)
+    events = random_events(4000, seed=2, t_max=2000, **FULL_RANGE)
     path = tmp_path / 'rec_td.dat'
     write_dat(path, events, 16384, 16384)
     recording = DatRecording(path)
@@ -104,7 +88,7 @@ def test_window_reads_equal_slicing(tmp_path):
 
 
 def test_pickle_drops_the_memory_map(tmp_path):
-    events = random_events(20_000, seed=4)
+    events = random_events(20_000, seed=4, **FULL_RANGE)
     path = tmp_path / 'rec_td.dat'
     write_dat(path, events, 16384, 16384)
     recording = DatRecording(path)
@@ -155,7 +139,7 @@ def test_conflicting_header_sizes(tmp_path):
 
 def test_truncated_file(tmp_path):
     path = tmp_path / 'cut_td.dat'
-    write_dat(path, random_events(10, size=304), 304, 304)
+    write_dat(path, random_events(10, width=304, height=304), 304, 304)
     with open(path, 'ab') as file:
         file.write(b'\x01\x02\x03')
     with pytest.raises(SetupError, match='cut_td.dat.*3 trailing bytes'):
@@ -178,7 +162,7 @@ def test_unsupported_event_type(tmp_path, type_and_size):
 
 
 def test_events_outside_the_header_size(tmp_path):
-    events = random_events(100, size=240)
+    events = random_events(100, width=240, height=240)
     records = encode_records(events)
     records['_'][60] = (240 << 14) | 5  # y = 240 on a 240-row sensor
     path = write_raw(tmp_path / 'big_td.dat', records)
@@ -229,12 +213,13 @@ def test_validate_finds_unsorted_times_across_chunks(tmp_path, index):
 
 def test_write_refuses_to_overwrite(tmp_path):
     path = tmp_path / 'rec_td.dat'
-    write_dat(path, random_events(10, size=304), 304, 304)
+    write_dat(path, random_events(10, width=304, height=304), 304, 304)
     before = path.read_bytes()
     with pytest.raises(FileExistsError, match='rec_td.dat.*overwrite=True'):
-        write_dat(path, random_events(20, size=304), 304, 304)
+        write_dat(path, random_events(20, width=304, height=304), 304, 304)
     assert path.read_bytes() == before
-    write_dat(path, random_events(20, size=304), 304, 304, overwrite=True)
+    write_dat(path, random_events(20, width=304, height=304), 304, 304,
+              overwrite=True)
     assert DatRecording(path).num_events == 20
     assert [p.name for p in tmp_path.iterdir()] == ['rec_td.dat']
 

@@ -8,23 +8,9 @@ from mmtpspike.datasets.events.events import Events
 from mmtpspike.datasets.events.rvt_h5 import (H5Recording, search_sorted,
                                               write_h5)
 from mmtpspike.utils.config import SetupError
+from event_streams import assert_events_equal, random_events
 
 h5py = pytest.importorskip('h5py')
-
-
-def random_events(num, seed=0, t_max=20_000, width=304, height=240):
-    rng = np.random.default_rng(seed)
-    return Events.from_arrays(
-        t=np.sort(rng.integers(0, t_max, num)),
-        x=rng.integers(0, width, num), y=rng.integers(0, height, num),
-        p=rng.integers(0, 2, num))
-
-
-def assert_events_equal(actual, expected):
-    for name in 'txyp':
-        np.testing.assert_array_equal(
-            getattr(actual, name), getattr(expected, name), err_msg=name)
-        assert getattr(actual, name).dtype == getattr(expected, name).dtype
 
 
 def write_rvt_style(path, t, x, y, p, **sizes):
@@ -38,7 +24,7 @@ def write_rvt_style(path, t, x, y, p, **sizes):
 
 
 def test_round_trip(tmp_path):
-    events = random_events(3000)
+    events = random_events(3000, t_max=20_000)
     path = tmp_path / 'rec_td.h5'
     write_h5(path, events, 304, 240)
     recording = H5Recording(path)
@@ -144,7 +130,7 @@ def test_unequal_columns(tmp_path):
 
 def test_pickle_and_reopen_in_another_process(tmp_path, monkeypatch):
     path = tmp_path / 'rec_td.h5'
-    write_h5(path, random_events(500), 304, 240)
+    write_h5(path, random_events(500, t_max=20_000), 304, 240)
     recording = H5Recording(path)
     expected = recording.read(1000, 5000)
     copy = pickle.loads(pickle.dumps(recording))
