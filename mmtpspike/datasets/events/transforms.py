@@ -238,27 +238,33 @@ class LoadEventFrames(BaseTransform):
         self.frames_folder = frames_folder
         self.window_us = window_us
         self.representation = TRANSFORMS.build(representation)
-        self._archives = PerProcessFiles(np.load)
+        self._archives = PerProcessFiles(self._open_archive)
 
     def settings(self) -> dict:
         """What stored frames must have been made with."""
         return frame_settings(self.window_us, self.representation)
 
-    def transform(self, results: dict) -> dict:
-        """Load the frames of ``results`` and pack them as ``img``."""
-        path = frames_path(self.frames_folder, results['recording'])
+    def _open_archive(self, path: str):
+        """Open a recording's ``.npz`` once per process, checking that it
+        exists and holds frames of :meth:`settings`."""
         if not os.path.isfile(path):
             raise SetupError(
                 f'no precomputed frames {path}: run tools/dataset_converters/'
                 'precompute_event_frames.py for this split first')
-        archive = self._archives(path)
+        archive = np.load(path)
         stored = read_settings(archive, path)
         if stored != self.settings():
             raise SetupError(
                 f'{path} holds frames made with {stored}, the pipeline asks '
                 f'for {self.settings()}: recompute them (--overwrite)')
+        return archive
+
+    def transform(self, results: dict) -> dict:
+        """Load the frames of ``results`` and pack them as ``img``."""
+        path = frames_path(self.frames_folder, results['recording'])
         results['ori_shape'] = (results['height'], results['width'])
-        frames = read_frames(archive, path, results['timestamp_us'])
+        frames = read_frames(self._archives(path), path,
+                             results['timestamp_us'])
         return self.representation.pack(results, frames)
 
     def __repr__(self) -> str:
