@@ -10,7 +10,7 @@ word ``v`` with ``x = v & 0x3FFF``, ``y = (v & 0x0FFFC000) >> 14``,
 """
 import bisect
 import os
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Dict, Iterator, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -223,6 +223,16 @@ def check_window_edges(path: str, times: Sequence, window_times: np.ndarray,
         raise_unsorted(path, times, end, unsorted_fix)
 
 
+def overlapping_chunks(num_events: int,
+                       chunk_events: int) -> Iterator[Tuple[int, int]]:
+    """``(first, end)`` index ranges that cover ``num_events`` events in
+    chunks of ``chunk_events``, each starting one event before the last
+    one ended, so checking each chunk also checks the order across
+    chunks (``validate`` of every reader)."""
+    for start in range(0, num_events, chunk_events):
+        yield max(start - 1, 0), start + chunk_events
+
+
 def raise_unsorted(path: str, times: Sequence, index: int,
                    fix: str = UNSORTED_FIX) -> None:
     """Raise for timestamps that are not sorted near event ``index``."""
@@ -344,10 +354,8 @@ class DatRecording:
         Raises:
             SetupError: Naming the file, the first bad event and the fix.
         """
-        for start in range(0, self.num_events, chunk_events):
-            first = max(start - 1, 0)  # overlap to check across chunks
-            chunk = decode_records(self.records[first:start + chunk_events])
-            self._check_events(chunk, first)
+        for first, end in overlapping_chunks(self.num_events, chunk_events):
+            self._check_events(decode_records(self.records[first:end]), first)
 
     def _check_events(self, events: Events, first_index: int) -> None:
         check_events(self.path, events, first_index, self.width, self.height,

@@ -17,7 +17,8 @@ import numpy as np
 from mmtpspike.utils.config import SetupError
 from .events import Events
 from .file_output import check_writable, written_in_place
-from .prophesee_dat import UNSORTED_FIX, check_events, check_window_edges
+from .prophesee_dat import (UNSORTED_FIX, check_events, check_window_edges,
+                            overlapping_chunks)
 
 #: h5 group holding the event columns
 EVENTS_GROUP = 'events'
@@ -171,9 +172,8 @@ class H5Recording:
         Raises:
             SetupError: Naming the file, the first bad event and the fix.
         """
-        for start in range(0, self.num_events, chunk_events):
-            first = max(start - 1, 0)  # overlap to check across chunks
-            self._read_slice(first, start + chunk_events)
+        for first, end in overlapping_chunks(self.num_events, chunk_events):
+            self._read_slice(first, end)
 
     def _read_slice(self, start: int, end: int) -> Events:
         """Events ``start:end``, cast to the :class:`Events` dtypes and
