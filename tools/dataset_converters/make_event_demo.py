@@ -49,10 +49,11 @@ sometimes are). ``demo_val_01_bbox.npy`` is written in the legacy dtype
 (``ts`` and ``confidence``).
 
 The output is deterministic: the same seed and options give byte-identical
-files on the same machine and numpy version. ``--check`` regenerates into a
-temporary directory and compares file hashes with ``--out``; it exits with
-status 1 and lists the differing files when they differ. Existing files are
-not overwritten unless ``--overwrite`` is given.
+files with the pinned numpy and scipy (photos are resampled by scipy, not
+Pillow, so both tested stacks make the same bytes). ``--check`` regenerates
+into a temporary directory and compares file hashes with ``--out``; it exits
+with status 1 and lists the differing files when they differ. Existing files
+are not overwritten unless ``--overwrite`` is given.
 """
 import argparse
 import functools
@@ -113,6 +114,39 @@ OBJECT_BLUR_PX = 0.5
 OBJECT_OFFSET = (0.3, 0.6)  # |log of object over background brightness|
 
 
+def grey_crop(rng, photo, width, height):
+    """A random crop of a photo, resized, in grey.
+
+    Resampled with scipy (a Gaussian anti-alias filter of half the
+    reduction factor, then bilinear samples at the output pixel centres),
+    not with Pillow, whose resampling changed between the releases our two
+    stacks pin: the bundled recordings must come out byte-identical on both.
+
+    Args:
+        rng (np.random.Generator): Random generator.
+        photo (np.ndarray): RGB uint8 photo, ``[H, W, 3]``.
+        width (int): Output width.
+        height (int): Output height.
+
+    Returns:
+        np.ndarray: Grey levels in [0, 255], ``[height, width]`` float64.
+    """
+    src_h, src_w = photo.shape[:2]
+    max_factor = min(src_h / height, src_w / width)
+    factor = rng.uniform(0.5 * max_factor, max_factor)
+    crop_h = min(src_h, max(1, round(height * factor)))
+    crop_w = min(src_w, max(1, round(width * factor)))
+    y0 = int(rng.integers(0, src_h - crop_h + 1))
+    x0 = int(rng.integers(0, src_w - crop_w + 1))
+    grey = photo[y0:y0 + crop_h, x0:x0 + crop_w].astype(np.float64).mean(-1)
+    scale = np.array([crop_h / height, crop_w / width])
+    grey = ndimage.gaussian_filter(grey, np.maximum(scale - 1, 0) / 2)
+    rows = (np.arange(height) + 0.5) * scale[0] - 0.5
+    cols = (np.arange(width) + 0.5) * scale[1] - 0.5
+    grid = np.meshgrid(rows, cols, indexing='ij')
+    return ndimage.map_coordinates(grey, grid, order=1, mode='nearest')
+
+
 def texture(rng, photo, width, height, mean, contrast, blur):
     """Grey texture of a random photo crop with a given log contrast.
 
@@ -129,8 +163,7 @@ def texture(rng, photo, width, height, mean, contrast, blur):
     Returns:
         np.ndarray: Intensity, ``[height, width]`` float64, positive.
     """
-    crop = scenes.random_crop_resize(rng, photo, width, height)
-    grey = ndimage.gaussian_filter(crop.astype(np.float64).mean(axis=-1),
+    grey = ndimage.gaussian_filter(grey_crop(rng, photo, width, height),
                                    blur)
     z = (grey - grey.mean()) / max(grey.std(), 1e-6)
     return mean * np.exp(contrast * np.clip(z, -2.5, 2.5))
