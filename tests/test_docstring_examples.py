@@ -5,6 +5,7 @@ import pytest
 
 from mmtpspike.datasets.events import (events, prophesee_dat, protocol,
                                        representations, simulator)
+from mmtpspike.datasets.samplers import sequence_sampler
 from mmtpspike.evaluation.functional import ope
 from mmtpspike.models.backbones import (prunable, qkformer, sdtv1, sdtv3,
                                         spikformer)
@@ -17,7 +18,8 @@ from mmtpspike.visualization import event_frames
     'module', [
         prunable, qkformer, sdtv1, sdtv3, spikformer, simple_pyramid,
         spike_fpn, event_det_data_preprocessor, events, prophesee_dat,
-        protocol, representations, simulator, event_frames, ope
+        protocol, representations, simulator, event_frames, ope,
+        sequence_sampler
     ],
     ids=lambda m: m.__name__)
 def test_docstring_examples(module, repo_root, monkeypatch):

@@ -1,0 +1,4 @@
+"""Data samplers."""
+from .sequence_sampler import SequenceSampler
+
+__all__ = ['SequenceSampler']
