@@ -5,5 +5,6 @@ from .necks import SimplePyramidAdapter, SpikeFPN
 __all__ = ['SDTV3', 'SimplePyramidAdapter', 'SpikeFPN', 'attach_img_shapes']
 
 if 'mmdet' in INSTALLED_TASK_PACKAGES:
-    from .data_preprocessors import EventDetDataPreprocessor  # noqa: F401
-    __all__.append('EventDetDataPreprocessor')
+    from .data_preprocessors import (  # noqa: F401
+        EventDetDataPreprocessor, SOTDataPreprocessor)
+    __all__ += ['EventDetDataPreprocessor', 'SOTDataPreprocessor']
