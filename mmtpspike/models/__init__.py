@@ -8,3 +8,9 @@ if 'mmdet' in INSTALLED_TASK_PACKAGES:
     from .data_preprocessors import (  # noqa: F401
         EventDetDataPreprocessor, SOTDataPreprocessor)
     __all__ += ['EventDetDataPreprocessor', 'SOTDataPreprocessor']
+    from .heads import CenterHead  # noqa: F401
+    from .trackers import (  # noqa: F401
+        CandidateEliminationScorer, JointTokenEncoder,
+        SpikingOneStreamTracker)
+    __all__ += ['CandidateEliminationScorer', 'CenterHead',
+                'JointTokenEncoder', 'SpikingOneStreamTracker']

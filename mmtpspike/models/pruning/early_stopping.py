@@ -26,7 +26,8 @@ from .merging import (MergePlan, merge_tokens, plan_merges, repeat_plan,
                       unmerge_updates)
 from .restore import (Selection, TokenRecord, gather_tokens,
                       scatter_tokens)
-from .selection import keep_counts, mass_counts, select_tokens
+from .selection import (keep_counts, mass_counts, protect_tokens,
+                        select_tokens)
 
 
 def _build(registry, cfg: dict, field: str) -> nn.Module:
@@ -178,21 +179,32 @@ class TokenPruner(nn.Module):
 
     def _select(self, scores: Optional[torch.Tensor], keep: float,
                 valid: torch.Tensor, active: torch.Tensor,
-                spatial_shape: Tuple[int, int]) -> Selection:
+                spatial_shape: Tuple[int, int],
+                protected: Optional[torch.Tensor] = None) -> Selection:
         """Keep ``ceil(keep * N_valid)`` (or the dynamic count of) the best
         valid, active tokens of each row. ``scores`` None (nothing to rank)
         keeps every candidate, padding excluded exactly as for ``keep < 1``,
-        so the ratio is continuous at 1."""
+        so the ratio is continuous at 1. ``protected`` tokens (``[R, N]``
+        bool) are always kept and not counted: the ratio applies to the
+        others."""
         candidates = valid & active
         if scores is None:
             counts = candidates.sum(1)
             scores = candidates.to(torch.float32)
-        elif self.dynamic:
-            counts = mass_counts(scores, candidates, valid.sum(1),
-                                 **self.dynamic)
         else:
-            counts = torch.minimum(keep_counts(keep, valid.sum(1)),
-                                   candidates.sum(1))
+            ranked, ranked_valid = candidates, valid
+            if protected is not None:
+                ranked, ranked_valid = candidates & ~protected, \
+                    valid & ~protected
+            if self.dynamic:
+                counts = mass_counts(scores, ranked, ranked_valid.sum(1),
+                                     **self.dynamic)
+            else:
+                counts = keep_counts(keep, ranked_valid.sum(1))
+            counts = torch.minimum(counts, ranked.sum(1))
+            if protected is not None:
+                scores, counts = protect_tokens(scores, counts, candidates,
+                                                protected)
         index, slot_mask = select_tokens(scores, counts, candidates)
         return Selection(index, slot_mask, valid, spatial_shape)
 
@@ -266,7 +278,9 @@ class TokenPruner(nn.Module):
                 stage_index: int,
                 valid: torch.Tensor,
                 active: torch.Tensor,
-                conv: bool = False) -> Tuple[torch.Tensor, torch.Tensor]:
+                conv: bool = False,
+                protected: Optional[torch.Tensor] = None
+                ) -> Tuple[torch.Tensor, torch.Tensor]:
         """Run one block with early stopping.
 
         Args:
@@ -282,6 +296,11 @@ class TokenPruner(nn.Module):
                 the stage (all True in ``per_block`` mode).
             conv (bool): ``block`` is a convolutional block, run with
                 ``conv_keep_ratios``.
+            protected (Tensor, optional): ``[R, N]`` bool, tokens that are
+                never stopped (e.g. a tracker's template tokens) and not
+                counted in the ratio: a row keeps its protected candidates
+                plus ``ceil(keep * N_unprotected_valid)`` of the others,
+                ranked by the scores. Not with ``reduction='merge'``.
 
         Returns:
             tuple[Tensor, Tensor]: the full ``[R, C, H, W]`` output and the
@@ -306,6 +325,9 @@ class TokenPruner(nn.Module):
                 kept=active.view(rows, height, width), **record))
             return block(x), active
         if self.config.reduction == 'merge' and not conv:
+            if protected is not None:
+                raise ValueError("protected tokens need reduction='stop'; "
+                                 "reduction='merge' cannot protect tokens")
             return self._merge_block(block, x, keep, valid, record), active
         scores = None
         if self._needs_scores(keep, mlp_keep) and \
@@ -317,7 +339,8 @@ class TokenPruner(nn.Module):
             if self._needs_scores(keep, mlp_keep) and \
                     self.config.score_on == 'mixed':
                 scores = self._scores(x, valid)
-        selection = self._select(scores, keep, valid, active, (height, width))
+        selection = self._select(scores, keep, valid, active, (height, width),
+                                 protected)
         mixed = block.mix_at(x, selection) if sparse_mixer else None
         if conv:
             out = self.restorer(x.flatten(2), block.transform_at(x, selection),
@@ -325,7 +348,7 @@ class TokenPruner(nn.Module):
             mlp_selection = None
         else:
             mlp_selection = None if mlp_keep == keep else self._select(
-                scores, mlp_keep, valid, active, (height, width))
+                scores, mlp_keep, valid, active, (height, width), protected)
             out = self._run_tokens(block, x.flatten(2), selection,
                                    mlp_selection, mixed)
         kept_map = selection.kept_map()

@@ -87,6 +87,26 @@ def select_tokens(scores: torch.Tensor, counts: torch.Tensor,
     return index, index < num_tokens
 
 
+def protect_tokens(scores: torch.Tensor, counts: torch.Tensor,
+                   candidates: torch.Tensor, protected: torch.Tensor
+                   ) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Rank protected tokens first and add them to the counts.
+
+    Args:
+        scores (Tensor): ``[R, N]`` token scores (higher = keep).
+        counts (Tensor): ``[R]`` unprotected tokens to keep per row.
+        candidates (Tensor): ``[R, N]`` bool, tokens that may be kept.
+        protected (Tensor): ``[R, N]`` bool, tokens that are always kept.
+
+    Returns:
+        tuple[Tensor, Tensor]: ``[R, N]`` scores with ``+inf`` at the
+        protected tokens and ``[R]`` counts plus the protected candidates,
+        for :func:`select_tokens`.
+    """
+    scores = scores.masked_fill(protected, float('inf'))
+    return scores, counts + (candidates & protected).sum(1)
+
+
 def index_to_mask(index: torch.Tensor, num_tokens: int) -> torch.Tensor:
     """``[R, K]`` token indices (fillers = ``N``) -> ``[R, N]`` bool map."""
     mask = index.new_zeros(index.shape[0], num_tokens + 1, dtype=torch.bool)

@@ -1,0 +1,3 @@
+from .center_head import CenterHead
+
+__all__ = ['CenterHead']
