@@ -1,6 +1,6 @@
 """The task metrics the analysis tools report, found by the type of the
-config's test evaluator (one lookup for detection, segmentation and event
-detection, whatever the scope)."""
+config's test evaluator (one lookup for detection, segmentation, event
+detection and tracking, whatever the scope)."""
 from typing import List, Tuple
 
 from mmengine.config import Config
@@ -14,6 +14,9 @@ TASK_METRICS = {
     'IoUMetric': [('mIoU', 'mIoU'), ('mAcc', 'mAcc')],
     'PropheseeMetric': [('prophesee/mAP', 'mAP (Prophesee)'),
                         ('prophesee/mAP_50', 'AP50 (Prophesee)')],
+    'OPEMetric': [('sot/success_auc', 'Success AUC (OPE)'),
+                  ('sot/precision', 'Precision @20px (OPE)'),
+                  ('sot/norm_precision', 'Norm. precision (OPE)')],
 }
 
 

@@ -1,5 +1,5 @@
 """Evaluation of mmtpspike's tasks."""
 from . import functional
-from .metrics import PropheseeMetric
+from .metrics import OPEMetric, PropheseeMetric
 
-__all__ = ['PropheseeMetric', 'functional']
+__all__ = ['OPEMetric', 'PropheseeMetric', 'functional']

@@ -1,4 +1,8 @@
 """Metric functions without the mmengine evaluator around them."""
-from .ope import box_ious, centre_errors, ope_scores, scored_frames
+from .ope import (box_ious, centre_errors, ope_scores, scored_frames,
+                  summarise_curves)
 
-__all__ = ['box_ious', 'centre_errors', 'ope_scores', 'scored_frames']
+__all__ = [
+    'box_ious', 'centre_errors', 'ope_scores', 'scored_frames',
+    'summarise_curves'
+]
