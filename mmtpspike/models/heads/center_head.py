@@ -54,7 +54,11 @@ class CenterHead(BaseModule):
         feat_channels (int): Width of the branches. Default: 64.
         num_convs (int): 3x3 layers per branch. Default: 2.
         norm_cfg (dict): Norm of the branches. Default: BN.
-        min_overlap (float): Gaussian radius parameter. Default: 0.7.
+        min_overlap (float): Gaussian radius parameter (mmdet's
+            ``gaussian_radius``). Default: 0.7.
+        min_radius (int): Smallest Gaussian radius, in cells: targets of a
+            few cells get radius 0 from ``gaussian_radius`` (a one-cell
+            heatmap that penalises the peak's neighbours fully). Default: 1.
         loss_heatmap (dict): mmdet loss config. Default: GaussianFocalLoss
             (weight 1).
         loss_giou (dict): Default: GIoULoss, weight 2.
@@ -68,6 +72,7 @@ class CenterHead(BaseModule):
                  num_convs: int = 2,
                  norm_cfg: dict = dict(type='BN'),
                  min_overlap: float = 0.7,
+                 min_radius: int = 1,
                  loss_heatmap: dict = dict(type='GaussianFocalLoss',
                                            loss_weight=1.0),
                  loss_giou: dict = dict(type='GIoULoss', loss_weight=2.0),
@@ -75,6 +80,7 @@ class CenterHead(BaseModule):
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg)
         self.min_overlap = min_overlap
+        self.min_radius = min_radius
 
         def branch(out_channels: int) -> nn.Sequential:
             return conv_branch(in_channels, feat_channels, out_channels,
@@ -127,7 +133,7 @@ class CenterHead(BaseModule):
             centre[0].clamp_(0, width - 1)
             centre[1].clamp_(0, height - 1)
             size = box[2:] * grid
-            radius = max(0, int(gaussian_radius(
+            radius = max(self.min_radius, int(gaussian_radius(
                 (float(size[1]), float(size[0])), self.min_overlap)))
             gen_gaussian_target(target[0], [int(centre[0]), int(centre[1])],
                                 radius)
