@@ -7,6 +7,8 @@ from collections import Counter, defaultdict
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
+from mmengine.dist import (all_gather_object, broadcast_object_list,
+                           is_main_process)
 from mmengine.evaluator import BaseMetric
 from mmengine.logging import MMLogger
 from mmengine.registry import METRICS
@@ -107,6 +109,38 @@ class OPEMetric(BaseMetric):
                      gt_box=_numpy_box(sample['gt_box']),
                      pred_box=_numpy_box(sample['pred_box']),
                      pred_time=None if time is None else float(time)))
+
+    def evaluate(self, size: int) -> dict:
+        """Gather every rank's frames whole, then score on the main rank.
+
+        Tracking is tested with
+        :class:`~mmtpspike.datasets.samplers.SequenceSampler`, which gives
+        each rank whole sequences and so different numbers of frames.
+        mmengine's ``collect_results`` assumes equal, padded shares: it
+        interleaves the ranks' lists and cuts the result at ``size``, which
+        would drop frames here. Every rank's list is gathered whole instead
+        (nothing is padded, so nothing is cut); a frame given twice (e.g.
+        by a sampler that pads) is an error of :meth:`compute_metrics`.
+
+        Args:
+            size (int): Frames of the test set (checked in the log).
+
+        Returns:
+            dict: The metrics, on every rank.
+        """
+        parts = all_gather_object(self.results)
+        metrics = [None]
+        if is_main_process():
+            results = [result for part in parts for result in part]
+            if len(results) != size:
+                MMLogger.get_current_instance().warning(
+                    f'OPEMetric got {len(results)} frames from all ranks for '
+                    f'a test set of {size}')
+            metrics = [{f'{self.prefix}/{key}': value for key, value in
+                        self.compute_metrics(results).items()}]
+        broadcast_object_list(metrics)
+        self.results.clear()
+        return metrics[0]
 
     def compute_metrics(self, results: List[dict]) -> Dict[str, float]:
         """Check the sequences, score them and write the result files.

@@ -127,3 +127,18 @@ def test_registered_and_known_to_the_analysis_tools():
     metric = ROOT_METRICS.build(dict(type='OPEMetric'))
     metric.process({}, samples('a', [torch.tensor(BOX)]))
     assert metric.evaluate(1)['sot/success_auc'] == pytest.approx(20 / 21)
+
+
+def test_unequal_rank_shares_are_gathered_whole(monkeypatch):
+    # SequenceSampler gives ranks whole sequences: 4 frames on rank 0, 5 on
+    # rank 1; mmengine's collect_results would interleave and cut them
+    import mmtpspike.evaluation.metrics.ope_metric as module
+    metric = OPEMetric()
+    rank1 = OPEMetric()
+    metric.process({}, samples('a', [BOX] * 4))
+    rank1.process({}, samples('b', [BOX, BOX, FAR, FAR, FAR]))
+    monkeypatch.setattr(module, 'all_gather_object',
+                        lambda results: [results, rank1.results])
+    results = metric.evaluate(9)
+    assert results['sot/precision'] == pytest.approx(0.7)
+    assert metric.results == []
