@@ -44,7 +44,7 @@ def test_forward_shapes_and_ranges():
 
 def test_target_heatmap_peaks_at_the_centre_cell():
     head = CenterHead(16)
-    boxes = torch.tensor([[0.55, 0.3, 0.4, 0.4]])
+    boxes = torch.tensor([[0.6, 0.3, 0.4, 0.4]])  # centre in cell (4, 2)
     heatmap = head.target_heatmap(boxes, (8, 8))[0, 0]
     assert heatmap[2, 4] == 1 and heatmap.flatten().argmax() == 2 * 8 + 4
     # min_radius 1: a 3 x 3 Gaussian, not a single cell

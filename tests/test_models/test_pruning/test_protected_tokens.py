@@ -100,6 +100,16 @@ def test_protected_with_dynamic_retention():
     assert (kept & ~PROTECTED).sum(1)[0] == 2
 
 
+def test_protected_mass_not_counted_in_dynamic_retention():
+    scores = torch.tensor([[10., 10., 4., 1., 1., 1., 1.]])
+    protected = torch.tensor([[True, True] + [False] * 5])
+    update, _ = run(pruner(dynamic=dict(mass=0.5, min_ratio=0.1)), scores,
+                    protected)
+    # half of the others' mass (8) is the 4 alone; with the protected
+    # tokens' mass it would take two of them
+    assert (update > 0).sum() == 2 + 1
+
+
 def test_protected_needs_stop_reduction():
     with pytest.raises(ValueError, match='protect'):
         run(pruner(keep_ratios=0.5, reduction='merge'), SCORES, PROTECTED)

@@ -126,3 +126,16 @@ def test_rejects_options_that_cannot_protect():
     with pytest.raises(ValueError, match='protects'):
         JointTokenEncoder(patch_dims=(8, ), depth=1, num_heads=1,
                           pruning=dict(keep_ratios=0.5, reduction='merge'))
+
+
+@pytest.mark.parametrize('scorer', SCORERS[::2])
+def test_images_of_a_batch_are_independent(scorer):
+    _, pruned, (template, search) = encoder_pair(keep_ratios=0.5,
+                                                 scorer=scorer)
+    with torch.no_grad():
+        batch = pruned(template, search)
+        for index in range(2):
+            single = pruned(template[index:index + 1],
+                            search[index:index + 1])
+            for a, b in zip(batch, single):
+                torch.testing.assert_close(a[index:index + 1], b)

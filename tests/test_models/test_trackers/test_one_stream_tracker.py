@@ -58,6 +58,16 @@ def test_loss_mode_gradients(pruning):
     assert first.abs().sum() > 0
 
 
+def test_loss_targets_are_normalised_search_boxes(monkeypatch):
+    tracker = tiny_tracker()
+    seen = []
+    monkeypatch.setattr(tracker.head, 'loss',
+                        lambda outputs, boxes: seen.append(boxes) or {})
+    tracker(*pair_batch(), 'loss')
+    expected = torch.tensor([[28., 30., 16., 12.], [34., 20., 8., 20.]])
+    torch.testing.assert_close(seen[0], expected / 64)
+
+
 def test_tensor_mode_shapes():
     tracker = tiny_tracker()
     inputs, _ = pair_batch()
