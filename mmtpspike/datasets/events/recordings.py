@@ -3,12 +3,18 @@ shares and the function that picks the reader."""
 import os.path as osp
 from typing import Optional, Protocol, Tuple, Union
 
+from .aedat4 import Aedat4Recording
 from .events import Events
 from .prophesee_dat import DatRecording
 from .rvt_h5 import H5Recording
 
 #: file suffix -> reader
-READERS = {'.dat': DatRecording, '.h5': H5Recording, '.hdf5': H5Recording}
+READERS = {
+    '.dat': DatRecording,
+    '.h5': H5Recording,
+    '.hdf5': H5Recording,
+    '.aedat4': Aedat4Recording
+}
 
 
 class Recording(Protocol):
@@ -39,9 +45,12 @@ class Recording(Protocol):
         """Check the whole file; raise naming the file and the problem."""
 
 
-def open_recording(path: str, **kwargs) -> Union[DatRecording, H5Recording]:
+def open_recording(
+        path: str,
+        **kwargs) -> Union[DatRecording, H5Recording, Aedat4Recording]:
     """The reader of ``path`` by its suffix: ``.dat`` (Prophesee) or
-    ``.h5`` / ``.hdf5`` (RVT's or :func:`write_h5`'s layout).
+    ``.h5`` / ``.hdf5`` (RVT's or :func:`write_h5`'s layout) or
+    ``.aedat4`` (iniVation DV, decoded whole on open).
 
     Args:
         path (str): Recording file.

@@ -32,8 +32,8 @@ def test_open_h5(tmp_path, name):
 
 def test_other_suffixes(tmp_path):
     with pytest.raises(ValueError, match=r"a.raw: no event reader for "
-                       r"\".raw\" files; supported suffixes: \['.dat', "
-                       r"'.h5', '.hdf5'\]"):
+                       r"\".raw\" files; supported suffixes: \['.aedat4', "
+                       r"'.dat', '.h5', '.hdf5'\]"):
         open_recording(tmp_path / 'a.raw')
 
 
