@@ -317,25 +317,20 @@ class Aedat4Recording:
         aedat = import_aedat()
         if not osp.isfile(self.path):
             raise SetupError(f'{self.path}: no such AEDAT4 file.')
-        try:
-            decoder = aedat.Decoder(self.path)
-            streams = decoder.id_to_stream()
-            events_ids = sorted(stream_id
-                                for stream_id, stream in streams.items()
-                                if stream['type'] == 'events')
-            if len(events_ids) != 1:
-                raise SetupError(
-                    f'{self.path}: {len(events_ids)} event streams '
-                    f'({streams}); one is read. Export the recording with '
-                    'one events stream.')
-            self.width = int(streams[events_ids[0]]['width'])
-            self.height = int(streams[events_ids[0]]['height'])
-            self.events, self._frame_times = self._decode(
-                decoder, events_ids[0])
-        except RuntimeError as error:
+        decoder, streams = self._call(
+            lambda: self._with_streams(aedat.Decoder(self.path)))
+        events_ids = sorted(stream_id
+                            for stream_id, stream in streams.items()
+                            if stream['type'] == 'events')
+        if len(events_ids) != 1:
             raise SetupError(
-                f'{self.path}: not a readable AEDAT4 file ({error}); copy '
-                'or download it again.') from error
+                f'{self.path}: {len(events_ids)} event streams '
+                f'({streams}); exactly one is read. Export the recording '
+                'with one events stream.')
+        self.width = int(streams[events_ids[0]]['width'])
+        self.height = int(streams[events_ids[0]]['height'])
+        self.events, self._frame_times = self._call(
+            lambda: self._decode(decoder, events_ids[0]))
         self.num_events = len(self.events)
         self.validate()
 
@@ -343,6 +338,21 @@ class Aedat4Recording:
         return (f'{type(self).__name__}({self.path!r}, '
                 f'{self.num_events} events, {self.width}x{self.height}, '
                 f'{len(self._frame_times)} frames)')
+
+    def _call(self, function):
+        """``function()``, its RuntimeError (the decoder's) turned into a
+        SetupError naming the file."""
+        try:
+            return function()
+        except RuntimeError as error:
+            raise SetupError(
+                f'{self.path}: not a readable AEDAT4 file ({error}); copy '
+                'or download it again.') from error
+
+    @staticmethod
+    def _with_streams(decoder) -> tuple:
+        """``(decoder, {stream id: stream info})``."""
+        return decoder, decoder.id_to_stream()
 
     @staticmethod
     def _decode(decoder, events_id: int) -> Tuple[Events, np.ndarray]:

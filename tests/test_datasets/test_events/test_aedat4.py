@@ -151,3 +151,14 @@ def test_missing_extra_names_it(tmp_path, monkeypatch):
     monkeypatch.setattr(builtins, '__import__', import_without_aedat)
     with pytest.raises(ImportError, match=r'mmtpspike\[events-aedat\]'):
         Aedat4Recording(path)
+
+
+def test_two_event_streams_are_refused(tmp_path, monkeypatch):
+    path = tmp_path / 'two.aedat4'
+    # describe the frames stream as a second events stream
+    monkeypatch.setattr(aedat4, '_STREAM_XML', aedat4._STREAM_XML.replace(
+        '{type}', 'EVTS'))
+    write_aedat4(path, random_events(10), WIDTH, HEIGHT, frame_times_us=[])
+    with pytest.raises(SetupError, match=r'two.aedat4: 2 event streams .*'
+                       r'exactly one is read'):
+        Aedat4Recording(path)
