@@ -71,15 +71,12 @@ def _vtable(field_offsets: Sequence[int], table_size: int) -> bytes:
 
 
 def _size_prefixed(identifier: bytes, vtable: bytes, table: bytes,
-                   tail: bytes) -> Tuple[bytes, int]:
+                   tail: bytes) -> bytes:
     """Lay out ``[size][root][identifier][vtable][table][tail]``, padded
     to a multiple of 8 bytes.
 
     The table starts 8-aligned at :func:`_table_position` (the caller
     computes the table's offsets from it) and ``tail`` right after it.
-
-    Returns:
-        tuple: The buffer and the table's position in it.
     """
     table_pos = _table_position(len(vtable))
     head = bytearray(12)
@@ -87,7 +84,7 @@ def _size_prefixed(identifier: bytes, vtable: bytes, table: bytes,
     body = (bytes(head) + vtable + bytes(table_pos - 12 - len(vtable))
             + table + tail)
     body += bytes(_pad(len(body), 8))
-    return struct.pack('<I', len(body) - 4) + body[4:], table_pos
+    return struct.pack('<I', len(body) - 4) + body[4:]
 
 
 def _table_position(vtable_size: int) -> int:
@@ -118,8 +115,7 @@ def event_packet(events: Events) -> bytes:
     elements['on'] = events.p
     table = struct.pack('<iI', table_pos - 12, vector_pos - (table_pos + 4))
     tail = bytes(4) + struct.pack('<I', len(events)) + elements.tobytes()
-    buffer, _ = _size_prefixed(b'EVTS', vtable, table, tail)
-    return buffer
+    return _size_prefixed(b'EVTS', vtable, table, tail)
 
 
 def frame_packet(t_us: int, width: int, height: int) -> bytes:
@@ -144,8 +140,7 @@ def frame_packet(t_us: int, width: int, height: int) -> bytes:
                         vector_pos - (table_pos + 4), *([t_us] * 5), width,
                         height, 0, 0, 0)
     tail = struct.pack('<I', width * height) + bytes(width * height)
-    buffer, _ = _size_prefixed(b'FRME', vtable, table, tail)
-    return buffer
+    return _size_prefixed(b'FRME', vtable, table, tail)
 
 
 def io_header(width: int, height: int, frames: bool) -> bytes:
