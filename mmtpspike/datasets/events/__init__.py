@@ -13,8 +13,12 @@ from .representations import spike_frames, stacked_histogram
 from .recordings import Recording, open_recording
 from .rvt_h5 import H5Recording, write_h5
 from .simulator import EventSimulator
+from .sot_crops import box_from_crop, box_to_crop, crop_frames, crop_window
+from .sot_dataset import EventSOTDataset
+from .sot_representation import EventDecayFrames, decayed_frames
 from .sot_sequences import (LAYOUTS, EventSequence, find_sequences,
                             load_sequence)
+from .sot_transforms import LoadSOTEventFrames, PackSOTInputs, SOTPairCrops
 from .transforms import (EventHistogram, EventSpikeFrames, LoadEventFrames,
                          LoadEventWindow)
 
@@ -28,7 +32,9 @@ __all__ = [
     'require_label_path', 'sanitize_labels', 'spike_frames',
     'stacked_histogram', 'write_bbox_npy', 'write_dat', 'write_h5',
     'write_aedat4', 'EventSequence', 'LAYOUTS', 'find_sequences',
-    'load_sequence'
+    'load_sequence', 'EventDecayFrames', 'EventSOTDataset',
+    'LoadSOTEventFrames', 'PackSOTInputs', 'SOTPairCrops', 'box_from_crop',
+    'box_to_crop', 'crop_frames', 'crop_window', 'decayed_frames'
 ]
 
 if 'mmdet' in INSTALLED_TASK_PACKAGES:
