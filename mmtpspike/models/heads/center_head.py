@@ -4,6 +4,7 @@ from typing import Dict, Optional, Tuple
 import torch
 import torch.nn as nn
 from mmcv.cnn import ConvModule
+from mmengine.model import bias_init_with_prob
 from mmdet.models.utils import gaussian_radius, gen_gaussian_target
 from mmdet.registry import MODELS as MMDET_MODELS
 from mmdet.structures.bbox import bbox_cxcywh_to_xyxy
@@ -59,6 +60,9 @@ class CenterHead(BaseModule):
         min_radius (int): Smallest Gaussian radius, in cells: targets of a
             few cells get radius 0 from ``gaussian_radius`` (a one-cell
             heatmap that penalises the peak's neighbours fully). Default: 1.
+        score_prior (float): Initial score of every cell (the score
+            branch's last bias), so the focal loss starts small rather than
+            at a score of 0.5 everywhere. Default: 0.1.
         loss_heatmap (dict): mmdet loss config. Default: GaussianFocalLoss
             (weight 1).
         loss_giou (dict): Default: GIoULoss, weight 2.
@@ -73,6 +77,7 @@ class CenterHead(BaseModule):
                  norm_cfg: dict = dict(type='BN'),
                  min_overlap: float = 0.7,
                  min_radius: int = 1,
+                 score_prior: float = 0.1,
                  loss_heatmap: dict = dict(type='GaussianFocalLoss',
                                            loss_weight=1.0),
                  loss_giou: dict = dict(type='GIoULoss', loss_weight=2.0),
@@ -87,6 +92,8 @@ class CenterHead(BaseModule):
                                num_convs, norm_cfg)
 
         self.score_branch = branch(1)
+        nn.init.constant_(self.score_branch[-1].bias,
+                          bias_init_with_prob(score_prior))
         self.size_branch = branch(2)
         self.offset_branch = branch(2)
         self.loss_heatmap = MMDET_MODELS.build(loss_heatmap)

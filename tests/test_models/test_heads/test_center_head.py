@@ -108,3 +108,10 @@ def test_training_lowers_the_loss(steps):
         optimizer.step()
         history.append(float(loss))
     assert history[-1] < 0.5 * history[0]
+
+
+def test_scores_start_at_the_prior():
+    head = CenterHead(16, feat_channels=8, score_prior=0.1)
+    torch.nn.init.zeros_(head.score_branch[-1].weight)
+    score, _, _ = head(torch.randn(1, 16, 4, 4))
+    torch.testing.assert_close(score, torch.full_like(score, 0.1))
