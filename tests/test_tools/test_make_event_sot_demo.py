@@ -133,6 +133,13 @@ def test_check_matches_and_reports_a_changed_file(tmp_path):
         result.stderr
 
 
+def test_render_steps_belong_to_the_frame_interval_up_to_its_time():
+    tool = load_tool(TOOL)
+    assert [tool.frame_of(t) for t in (0, 1, PERIOD_US, PERIOD_US + 1,
+                                       2 * PERIOD_US, 2 * PERIOD_US + 1)] \
+        == [0, 0, 0, 1, 1, 2]
+
+
 def test_bad_options_are_refused():
     result = call_main(TOOL, '--num-frames', 1)
     assert result.returncode == 2

@@ -292,6 +292,13 @@ def hidden_frames(key, num_frames):
     return hidden
 
 
+def frame_of(t_us):
+    """The annotated frame whose interval ``(t_{k-1}, t_k]`` holds
+    ``t_us`` (frame ``k`` at ``(k + 1) * FRAME_PERIOD_US``; time 0 counts
+    to frame 0)."""
+    return max(-(-t_us // FRAME_PERIOD_US) - 1, 0)
+
+
 def simulate(scene, num_frames, hidden, seed):
     """Events of a scene and the target's box at every annotated frame.
 
@@ -318,8 +325,7 @@ def simulate(scene, num_frames, hidden, seed):
         if distractor is not None:
             distractor.draw(frame, s)
         # the render steps of a hidden frame's interval lack the target
-        frame_index = max(-(-t_us // FRAME_PERIOD_US) - 1, 0)
-        if not hidden[frame_index]:
+        if not hidden[frame_of(t_us)]:
             target.draw(frame, s)
         parts.append(simulator.step(np.clip(frame, 0., 1.), t_us))
     times = (np.arange(num_frames, dtype=np.int64) + 1) * FRAME_PERIOD_US

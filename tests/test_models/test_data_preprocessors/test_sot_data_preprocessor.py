@@ -45,6 +45,7 @@ def test_moves_to_the_model_device():
     preprocessor = SOTDataPreprocessor().to('meta')
     out = preprocessor(pseudo_collate([pair(1.)]))
     assert out['inputs']['search'].device.type == 'meta'
+    assert out['data_samples'][0].gt_box.device.type == 'meta'
 
 
 def test_refuses_mixed_shapes_and_unknown_keys():
