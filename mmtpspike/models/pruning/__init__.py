@@ -5,7 +5,7 @@ from .restore import (CarryOverRestorer, NeighbourUpdateRestorer, Selection,
 from .scorers import (IRToPScorer, L2NormScorer, RandomScorer, SpatialScorer,
                       TemporalScorer, TokenScorer, normalize_scores)
 from .selection import (index_to_mask, keep_counts, mass_counts,
-                        select_tokens, valid_token_mask)
+                        protect_tokens, select_tokens, valid_token_mask)
 
 __all__ = [
     'PruningConfig', 'PruningLayout', 'TokenPruner', 'expand_keep_ratios',
@@ -13,5 +13,5 @@ __all__ = [
     'TokenRecord', 'TokenRestorer', 'ZeroRestorer', 'IRToPScorer',
     'L2NormScorer', 'RandomScorer', 'SpatialScorer', 'TemporalScorer',
     'TokenScorer', 'normalize_scores', 'index_to_mask', 'keep_counts',
-    'mass_counts', 'select_tokens', 'valid_token_mask'
+    'mass_counts', 'protect_tokens', 'select_tokens', 'valid_token_mask'
 ]

@@ -75,6 +75,10 @@ class TokenPruner(nn.Module):
     Tokens with equal scores are ranked by position, lowest token index
     first, so a selection never depends on the sort implementation.
 
+    A caller may pass *protected* tokens to :meth:`forward` (e.g. a
+    tracker's template tokens): they always run the block and do not count
+    in the ratio, which applies to the other valid tokens.
+
     Args:
         config (PruningConfig | dict): The options, see
             :class:`~mmtpspike.models.pruning.PruningConfig`.

@@ -6,8 +6,8 @@ import torch
 import torch.nn as nn
 
 from mmtpspike.models.layers.token_block import TokenBlock
-from mmtpspike.models.pruning import PruningLayout, TokenPruner
-from mmtpspike.models.pruning.selection import protect_tokens, select_tokens
+from mmtpspike.models.pruning import (PruningLayout, TokenPruner,
+                                      protect_tokens, select_tokens)
 
 
 class Marker(nn.Module):
