@@ -1,6 +1,6 @@
 """Test-time sampling of tracking sequences: every frame of a sequence, in
 order, on one rank."""
-from typing import Dict, Iterator, List, Sized
+from typing import Dict, Iterator, List, Optional, Sized
 
 from mmengine.dist import get_dist_info
 from mmengine.registry import DATA_SAMPLERS
@@ -74,6 +74,8 @@ class SequenceSampler(Sampler):
     Args:
         dataset: A tracking dataset in test mode (see
             :func:`sequence_spans`).
+        seed (int, optional): What mmengine's runner gives every sampler;
+            unused, the order is the sequences' own.
 
     Example:
         >>> class Frames:
@@ -88,7 +90,7 @@ class SequenceSampler(Sampler):
         [[0, 1, 2], [3, 4, 5]]
     """
 
-    def __init__(self, dataset: Sized) -> None:
+    def __init__(self, dataset: Sized, seed: Optional[int] = None) -> None:
         rank, world_size = get_dist_info()
         self.indices = split_sequences(sequence_spans(dataset),
                                        world_size)[rank]
