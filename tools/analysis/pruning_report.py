@@ -27,7 +27,6 @@ blocks; event configs: the boxes of their labelled timestamps).
 """
 import argparse
 import copy
-import json
 import os.path as osp
 from typing import Dict, List, Optional
 
@@ -38,9 +37,11 @@ from mmtpspike.analysis import MacCounter
 from mmtpspike.analysis.complexity import energy_model_text
 from mmtpspike.analysis.model_io import BackboneNeck, is_event_config
 from mmtpspike.analysis.object_tokens import GROUPS, tally_dataset
+from mmtpspike.analysis.reports import (last_checkpoint, train_dense,
+                                        write_report)
 from mmtpspike.analysis.task_metrics import TASK_METRICS, test_evaluator_type
-from mmtpspike.utils.launch import (build_runner, check_data_paths,
-                                    friendly_errors, load_config)
+from mmtpspike.utils.launch import (build_runner, friendly_errors,
+                                    load_config)
 
 #: name -> pruning settings on top of ``keep_ratios`` (IRToP by default)
 VARIANTS = {
@@ -104,19 +105,6 @@ def pruning_settings(variant: str, keep: float) -> dict:
         return dict(settings, keep_ratios=1.0, dynamic=dict(
             mass=keep, min_ratio=keep / 2, max_ratio=1.0))
     return dict(settings, keep_ratios=keep)
-
-
-def last_checkpoint(work_dir: str) -> str:
-    with open(osp.join(work_dir, 'last_checkpoint')) as file:
-        return osp.join(work_dir, osp.basename(file.read().strip()))
-
-
-def train(args) -> str:
-    cfg = load_config(args.config, args.train_options)
-    cfg.work_dir = osp.join(args.work_dir, 'train')
-    check_data_paths(cfg)
-    build_runner(cfg).train()
-    return last_checkpoint(cfg.work_dir)
 
 
 def finetune(args, checkpoint: str, name: str, pruning: dict,
@@ -230,18 +218,13 @@ def main(argv=None):
     args = parse_args(argv)
     cfg = load_config(args.config)
     metric_type = test_evaluator_type(cfg)
-    checkpoint = args.checkpoint or train(args)
+    checkpoint = args.checkpoint or train_dense(
+        args.config, args.work_dir, args.train_options)
     rows = run_rows(args, checkpoint)
     text = (f'Config: `{args.config}`, dense weights: `{checkpoint}`. ' +
             f'Energy: {energy_model_text(is_event_config(cfg))}.\n\n' +
             table(rows, metric_type))
-    print(text)
-    if args.out:
-        with open(args.out, 'w') as file:
-            file.write(text + '\n')
-    if args.json:
-        with open(args.json, 'w') as file:
-            json.dump(rows, file, indent=1)
+    write_report(text, rows, args.out, args.json)
 
 
 if __name__ == '__main__':

@@ -19,16 +19,16 @@ encoder, head, decoding; not data loading nor the metric), and its ratio to
 the dense row of the same run.
 """
 import argparse
-import json
 import os.path as osp
 import time
 from typing import Dict, List, Optional
 
 import torch
 
+from mmtpspike.analysis.reports import train_dense, write_report
 from mmtpspike.analysis.task_metrics import TASK_METRICS, test_evaluator_type
-from mmtpspike.utils.launch import (build_runner, check_data_paths,
-                                    friendly_errors, load_config)
+from mmtpspike.utils.launch import (build_runner, friendly_errors,
+                                    load_config)
 
 #: name -> pruning settings on top of ``keep_ratios``
 VARIANTS = {
@@ -51,19 +51,6 @@ def parse_args(argv=None):
     parser.add_argument('--out', help='also write the table to this file')
     parser.add_argument('--json', help='also write every row as JSON')
     return parser.parse_args(argv)
-
-
-def last_checkpoint(work_dir: str) -> str:
-    with open(osp.join(work_dir, 'last_checkpoint')) as file:
-        return osp.join(work_dir, osp.basename(file.read().strip()))
-
-
-def train(args) -> str:
-    cfg = load_config(args.config)
-    cfg.work_dir = osp.join(args.work_dir, 'train')
-    check_data_paths(cfg)
-    build_runner(cfg).train()
-    return last_checkpoint(cfg.work_dir)
 
 
 class TokenTally:
@@ -163,18 +150,13 @@ def main(argv=None):
     args = parse_args(argv)
     cfg = load_config(args.config)
     metric_type = test_evaluator_type(cfg)
-    checkpoint = args.checkpoint or train(args)
+    checkpoint = args.checkpoint or train_dense(
+        args.config, args.work_dir)
     rows = run_rows(args, checkpoint)
     text = (f'Config: `{args.config}`, dense weights: `{checkpoint}`, '
             f'{torch.get_num_threads()} thread(s).\n\n' +
             table(rows, metric_type))
-    print(text)
-    if args.out:
-        with open(args.out, 'w') as file:
-            file.write(text + '\n')
-    if args.json:
-        with open(args.json, 'w') as file:
-            json.dump(rows, file, indent=1)
+    write_report(text, rows, args.out, args.json)
 
 
 if __name__ == '__main__':

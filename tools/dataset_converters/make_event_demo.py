@@ -551,24 +551,9 @@ def main(argv=None):
     args = parse_args(argv)
     write = functools.partial(generate, recordings=args.recordings,
                               duration_ms=args.duration_ms)
-    if args.check:
-        differing = scenes.check(lambda root, seed, _: write(root, seed),
-                                 args.out, args.seed, mode=None)
-        if differing:
-            shown = ', '.join(differing[:5])
-            if len(differing) > 5:
-                shown += f' and {len(differing) - 5} more'
-            sys.exit(f'{args.out} differs from a fresh generation with seed '
-                     f'{args.seed} in {len(differing)} file(s): {shown}')
-        print(f'{args.out} matches a fresh generation with seed {args.seed}')
-        return
     existing = [path for key in recording_keys(args.recordings)
                 for path in recording_paths(args.out, key) if osp.exists(path)]
-    if existing and not args.overwrite:
-        sys.exit(f'{len(existing)} output file(s) exist already, e.g. '
-                 f'{existing[0]}: pass --overwrite to replace them')
-    counts = write(args.out, args.seed, overwrite=args.overwrite)
-    print(f'wrote {args.out} ({describe(counts)})')
+    scenes.run_event_generator(args, write, existing, describe)
 
 
 if __name__ == '__main__':

@@ -495,6 +495,42 @@ def parse_args(description, default_outs, argv=None):
     return args
 
 
+def summary(differing):
+    """``N file(s): a, b, ... and M more`` (five names at most)."""
+    shown = ', '.join(differing[:5])
+    if len(differing) > 5:
+        shown += f' and {len(differing) - 5} more'
+    return f'{len(differing)} file(s): {shown}'
+
+
+def run_event_generator(args, write, existing, describe):
+    """The end of an event-data generator's ``main``: ``--check`` the set
+    under ``args.out`` or write it.
+
+    Args:
+        args (argparse.Namespace): ``out``, ``seed``, ``check``,
+            ``overwrite``.
+        write (Callable): ``write(root, seed, overwrite=False)`` writes the
+            set and returns its counts.
+        existing (list[str]): Output files under ``args.out`` already
+            there (refused without ``--overwrite``).
+        describe (Callable): Formats the counts for the closing line.
+    """
+    if args.check:
+        differing = check(lambda root, seed, _: write(root, seed), args.out,
+                          args.seed, mode=None)
+        if differing:
+            sys.exit(f'{args.out} differs from a fresh generation with seed '
+                     f'{args.seed} in {summary(differing)}')
+        print(f'{args.out} matches a fresh generation with seed {args.seed}')
+        return
+    if existing and not args.overwrite:
+        sys.exit(f'{len(existing)} output file(s) exist already, e.g. '
+                 f'{existing[0]}: pass --overwrite to replace them')
+    counts = write(args.out, args.seed, overwrite=args.overwrite)
+    print(f'wrote {args.out} ({describe(counts)})')
+
+
 def run_cli(description, default_outs, generate, describe, argv=None,
             equivalent=None):
     """Entry point of a generator: write the dataset or ``--check`` it.
@@ -519,11 +555,8 @@ def run_cli(description, default_outs, generate, describe, argv=None,
         differing = check(generate, args.out, args.seed, args.mode,
                           equivalent)
         if differing:
-            shown = ', '.join(differing[:5])
-            if len(differing) > 5:
-                shown += f' and {len(differing) - 5} more'
             print(f'{args.out} differs from a fresh {args.mode} generation '
-                  f'with seed {args.seed} in {len(differing)} file(s): {shown}',
+                  f'with seed {args.seed} in {summary(differing)}',
                   file=sys.stderr)
             sys.exit(1)
         print(f'{args.out} matches a fresh {args.mode} generation with seed '
