@@ -40,3 +40,18 @@ def test_length_mismatch_is_refused():
     with pytest.raises(ValueError, match='2 boxes for 3 frames'):
         draw_track_strip(frames(3), [0, 1, 2], np.zeros((3, 4)),
                          dict(dense=np.zeros((2, 4))))
+
+
+def test_stopped_search_tokens_are_tinted_in_their_cells():
+    kept = np.ones((2, 2), bool)
+    kept[1, 0] = False  # bottom-left cell of the window (10, 0, 20)
+    image = draw_track_strip(
+        frames(1), [3], np.full((1, 4), np.nan),
+        dict(pruned=np.full((1, 4), np.nan)), max_side=60,
+        search_tokens=dict(pruned=[((10., 0., 20.), kept)]))
+    tile = image[TITLE_HEIGHT:]
+    white = np.array([255, 255, 255])
+    assert (tile[10:20, 10:20] != white).any(-1).all()   # stopped: tinted
+    assert (tile[0:10, 10:30] == white).all()            # kept: untouched
+    assert (tile[10:20, 20:30] == white).all()
+    assert (tile[:, 30:] == white).all()                 # outside

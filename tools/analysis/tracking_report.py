@@ -54,26 +54,28 @@ def parse_args(argv=None):
 
 
 class TokenTally:
-    """Kept shares of search and template tokens over every block and
-    frame, from the encoder's token records after each test step."""
+    """Kept shares of search and template tokens over every block run,
+    counted as the encoder's pruner records them (frames that only set the
+    template run no block and add nothing)."""
 
     def __init__(self, encoder) -> None:
         self.encoder = encoder
         self.search = [0, 0]    # kept, total
         self.template = [0, 0]  # stopped, total
+        self.handle = None if encoder.pruner is None else \
+            encoder.pruner.register_record_hook(self.add)
 
-    def update(self) -> None:
-        for record, search_kept in zip(self.encoder.token_records,
-                                       self.encoder.search_kept_maps()):
-            kept = record.kept.flatten(1)
-            num_template = kept.shape[1] - search_kept[0].numel()
-            template_kept = kept[:, :num_template]
-            self.search[0] += int(search_kept.sum())
-            self.search[1] += search_kept.numel()
-            self.template[0] += int((~template_kept).sum())
-            self.template[1] += template_kept.numel()
+    def add(self, record) -> None:
+        layout = self.encoder.context.require()
+        template_kept, search_kept = layout.split(record.kept.flatten(1))
+        self.search[0] += int(search_kept.sum())
+        self.search[1] += search_kept.numel()
+        self.template[0] += int((~template_kept).sum())
+        self.template[1] += template_kept.numel()
 
     def shares(self) -> Dict[str, float]:
+        if self.handle is not None:
+            self.handle.remove()
         if not self.search[1]:  # dense: no records
             return dict(realised_keep=1.0, template_stopped=0.0)
         return dict(realised_keep=self.search[0] / self.search[1],
@@ -93,7 +95,6 @@ def timed_test(runner) -> Dict[str, float]:
         outputs = step(data)
         clock['seconds'] += time.perf_counter() - start
         clock['frames'] += len(outputs)
-        tally.update()
         return outputs
 
     model.test_step = timed_step

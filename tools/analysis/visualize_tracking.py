@@ -10,8 +10,10 @@ dataset and pipeline, one frame at a time, as ``tools/test.py`` does),
 densely and, for each ``--variants`` name of ``tracking_report.py``, with
 that pruning at ``--keep``; then writes one picture: a row per setting, the
 event frames of ``--num-frames`` evenly spaced frames (or ``--frames``)
-with the ground truth (green) and that setting's box (red), and prints each
-setting's success AUC and precision on the sequence.
+with the ground truth (green) and that setting's box (red), the search
+tokens a pruned setting stopped in block ``--block`` (default: the last)
+tinted red over its search window, and prints each setting's success AUC
+and precision on the sequence.
 """
 import argparse
 import copy
@@ -24,6 +26,7 @@ import torch
 from mmengine.dataset import pseudo_collate
 from mmengine.runner import load_checkpoint
 
+from mmtpspike.datasets.events.sot_crops import crop_window
 from mmtpspike.evaluation.functional.ope import ope_scores
 from mmtpspike.utils.launch import friendly_errors, load_config
 from mmtpspike.visualization import draw_track_strip
@@ -44,6 +47,9 @@ def parse_args(argv=None):
     parser.add_argument('--keep', type=float, default=0.56)
     parser.add_argument('--variants', nargs='+', default=['IRToP (paper)'],
                         help='pruning variants of tracking_report.py')
+    parser.add_argument('--block', type=int, default=-1,
+                        help='transformer block whose stopped search tokens '
+                        'are drawn (default: the last)')
     parser.add_argument('--max-side', type=int, default=200)
     parser.add_argument('--out', default='track_strip.png')
     return parser.parse_args(argv)
@@ -71,14 +77,31 @@ def sequence_indices(dataset, sequence: str = None) -> List[int]:
     return indices
 
 
+def search_tokens(model, previous_box: np.ndarray, block: int):
+    """``(window, kept)`` of the last search: the window around the
+    previous box and the ``[Hs, Ws]`` search tokens that ran ``block``
+    (timestep 0), or None for a dense tracker."""
+    maps = model.encoder.search_kept_maps() \
+        if model.encoder.token_records else []
+    if not maps:
+        return None
+    window = crop_window(torch.as_tensor(previous_box, dtype=torch.float64),
+                         model.search_context)[0].tolist()
+    return window, maps[block][0].cpu().numpy()
+
+
 @torch.no_grad()
-def track(model, dataset, indices: List[int]) -> Dict[str, list]:
-    """Predicted and GT boxes and the event frames of every frame."""
+def track(model, dataset, indices: List[int],
+          block: int) -> Dict[str, list]:
+    """Predicted and GT boxes, the event frames and the stopped search
+    tokens of every frame."""
     model.eval()
-    out = dict(pred=[], gt=[], frames=[])
+    out = dict(pred=[], gt=[], frames=[], tokens=[])
     for index in indices:
         data = pseudo_collate([dataset[index]])
         (sample, ) = model.test_step(data)
+        out['tokens'].append(None if not out['pred'] else search_tokens(
+            model, out['pred'][-1], block))
         out['pred'].append(sample.pred_box.cpu().numpy())
         out['gt'].append(np.asarray(sample.gt_box.cpu(), np.float64))
         out['frames'].append(data['inputs'][0]['frame'].numpy())
@@ -114,7 +137,7 @@ def main(argv=None):
     runs = {}
     for name, pruning in settings.items():
         runs[name] = track(build_tracker(cfg, args.checkpoint, pruning),
-                           dataset, indices)
+                           dataset, indices, args.block)
         scores = ope_scores(np.stack(runs[name]['pred']),
                             np.stack(runs[name]['gt']))
         print(f'{name}: success AUC {scores["success_auc"]:.3f}, precision '
@@ -126,7 +149,9 @@ def main(argv=None):
         [dense['frames'][i] for i in shown], shown,
         np.stack([dense['gt'][i] for i in shown]),
         {name: np.stack([run['pred'][i] for i in shown])
-         for name, run in runs.items()}, args.max_side)
+         for name, run in runs.items()}, args.max_side,
+        {name: [run['tokens'][i] for i in shown]
+         for name, run in runs.items()})
     cv2.imwrite(args.out, image)
     print(f'wrote {args.out} ({image.shape[1]} x {image.shape[0]})')
 

@@ -160,10 +160,14 @@ class JointTokenEncoder(BaseModule):
 
     def search_kept_maps(self) -> List[torch.Tensor]:
         """Per block, ``[R, Hs, Ws]`` bool: the search tokens that ran
-        attention and MLP in the last forward."""
+        attention and MLP in the last forward (none without a pruner or
+        before the first forward)."""
+        records = self.token_records
+        if not records:
+            return []
         layout = self.context.require()
         return [layout.split(record.kept.flatten(1))[1]
-                for record in self.token_records]
+                for record in records]
 
     # ------------------------------------------------------------ forward
     def to_timesteps(self, x: torch.Tensor) -> torch.Tensor:
