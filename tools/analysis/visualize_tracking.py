@@ -104,7 +104,7 @@ def track(model, dataset, indices: List[int],
             model, out['pred'][-1], block))
         out['pred'].append(sample.pred_box.cpu().numpy())
         out['gt'].append(np.asarray(sample.gt_box.cpu(), np.float64))
-        out['frames'].append(data['inputs'][0]['frame'].numpy())
+        out['frames'].append(data['inputs']['frame'][0].numpy())
     return out
 
 
