@@ -1,4 +1,6 @@
-"""Shared set-up of ``tools/train.py`` and ``tools/test.py``.
+"""Shared set-up of ``tools/train.py`` and ``tools/test.py`` (and what the
+report tools add: training the dense config they start from, writing their
+outputs).
 
 Bad input found while setting up (missing config, unknown module type,
 missing data, unsafe checkpoint), or an unreadable image met while training
@@ -8,11 +10,12 @@ while training or testing are not touched.
 """
 import argparse
 import functools
+import json
 import os
 import os.path as osp
 import re
 import sys
-from typing import Callable, Iterator, Optional, Sequence, Tuple
+from typing import Callable, Iterator, List, Optional, Sequence, Tuple
 
 from mmengine.config import Config, DictAction
 
@@ -175,3 +178,33 @@ def parse_common_args(parser: argparse.ArgumentParser,
     args = parser.parse_args(argv)
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     return args
+
+
+def last_checkpoint(work_dir: str) -> str:
+    """The checkpoint mmengine's runner wrote last in ``work_dir``."""
+    with open(osp.join(work_dir, 'last_checkpoint')) as file:
+        return osp.join(work_dir, osp.basename(file.read().strip()))
+
+
+def train_dense(config: str, work_dir: str,
+                options: Optional[dict] = None) -> str:
+    """Train ``config`` (with ``options`` overrides) in
+    ``work_dir/train``; returns its last checkpoint."""
+    cfg = load_config(config, options)
+    cfg.work_dir = osp.join(work_dir, 'train')
+    check_data_paths(cfg)
+    build_runner(cfg).train()
+    return last_checkpoint(cfg.work_dir)
+
+
+def write_report(text: str, rows: List[dict], out: Optional[str] = None,
+                 json_path: Optional[str] = None) -> None:
+    """Print the report; also write it to ``out`` and the rows as JSON to
+    ``json_path`` when given."""
+    print(text)
+    if out:
+        with open(out, 'w') as file:
+            file.write(text + '\n')
+    if json_path:
+        with open(json_path, 'w') as file:
+            json.dump(rows, file, indent=1)

@@ -37,11 +37,10 @@ from mmtpspike.analysis import MacCounter
 from mmtpspike.analysis.complexity import energy_model_text
 from mmtpspike.analysis.model_io import BackboneNeck, is_event_config
 from mmtpspike.analysis.object_tokens import GROUPS, tally_dataset
-from mmtpspike.analysis.reports import (last_checkpoint, train_dense,
-                                        write_report)
 from mmtpspike.analysis.task_metrics import TASK_METRICS, test_evaluator_type
 from mmtpspike.utils.launch import (build_runner, friendly_errors,
-                                    load_config)
+                                    last_checkpoint, load_config,
+                                    train_dense, write_report)
 
 #: name -> pruning settings on top of ``keep_ratios`` (IRToP by default)
 VARIANTS = {

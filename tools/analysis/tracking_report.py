@@ -25,10 +25,9 @@ from typing import Dict, List, Optional
 
 import torch
 
-from mmtpspike.analysis.reports import train_dense, write_report
 from mmtpspike.analysis.task_metrics import TASK_METRICS, test_evaluator_type
 from mmtpspike.utils.launch import (build_runner, friendly_errors,
-                                    load_config)
+                                    load_config, train_dense, write_report)
 
 #: name -> pruning settings on top of ``keep_ratios``
 VARIANTS = {
