@@ -74,12 +74,15 @@ def test_onnx_check_catches_a_different_keep_ratio(active_model, exported,
     assert max_abs_diff(run(image), eager(mutated, image)) > 1e-2
 
 
-def test_onnx_of_every_speed_option_equals_eager(image, tmp_path):
+@pytest.mark.parametrize('conv_tile', [None, 4])
+def test_onnx_of_every_speed_option_equals_eager(image, tmp_path, conv_tile):
     """skip_mixer and conv-stage stopping (gathered / scattered 3x3 convs,
-    repeated scatter targets added by ScatterElements) export too."""
+    repeated scatter targets added by ScatterElements; or haloed tiles
+    gathered and written by flat row indices) export too."""
     torch.manual_seed(0)
     model = activate(SDTV3(arch='t', init_cfg=None, pruning=dict(
-        keep_ratios=0.5, skip_mixer=True, conv_keep_ratios=0.5)), image)
+        keep_ratios=0.5, skip_mixer=True, conv_keep_ratios=0.5,
+        conv_tile=conv_tile)), image)
     model.fuse()
     image = image.contiguous(memory_format=torch.channels_last)
     path = str(tmp_path / 'fast.onnx')

@@ -18,7 +18,12 @@ conv would compute every position and throw most away, so
 
 Both cost ``K x C x k^2 x O`` MACs, the dense conv's share ``K / N``, and
 both return ``[R, O, K]``, so MAC counters that see the output (``numel x
-C_in x k^2``) count them right. Filler slots of a selection (index ``N``,
+C_in x k^2``) count them right.
+
+* **haloed tiles** ``[M, C, t + k - 1, t + k - 1]`` (tile-granular stopping,
+  :mod:`~mmtpspike.models.pruning.tiles`): the ordinary conv without
+  padding, ``[M, O, t, t]``, exactly the tiles' outputs.
+ Filler slots of a selection (index ``N``,
 padding of rows with fewer kept tokens) give garbage outputs that the
 restorer drops, and contribute nothing in the token mode.
 """
@@ -103,8 +108,10 @@ class PositionConv2d(nn.Conv2d):
                 x: torch.Tensor,
                 index: Optional[torch.Tensor] = None,
                 slot_mask: Optional[torch.Tensor] = None,
-                spatial_shape: Optional[tuple] = None) -> torch.Tensor:
-        """Dense conv, or its outputs at ``index``.
+                spatial_shape: Optional[tuple] = None,
+                tiles: bool = False) -> torch.Tensor:
+        """Dense conv, its outputs at ``index``, or at the centres of
+        haloed tiles.
 
         Args:
             x (Tensor): ``[R, C, H, W]`` map, or ``[R, C, K]`` tokens at
@@ -115,10 +122,19 @@ class PositionConv2d(nn.Conv2d):
                 slots (token input only: they must not spread).
             spatial_shape (tuple[int, int], optional): ``(H, W)``, needed
                 for token input.
+            tiles (bool): ``x`` is a batch of haloed tiles ``[M, C, t + k -
+                1, t + k - 1]``: returns their ``[M, O, t, t]`` centres (no
+                padding). Not with ``index``.
 
         Returns:
-            Tensor: ``[R, O, H, W]`` dense, else ``[R, O, K]``.
+            Tensor: ``[R, O, H, W]`` dense, ``[M, O, t, t]`` for tiles, else
+            ``[R, O, K]``.
         """
+        if tiles:
+            if index is not None:
+                raise ValueError('PositionConv2d takes haloed tiles or '
+                                 'positions, not both')
+            return F.conv2d(x, self.weight, self.bias)
         if index is None:
             return super().forward(x)
         if x.dim() == 4:

@@ -16,6 +16,7 @@ from mmcv.cnn import build_norm_layer
 from mmengine.model import BaseModule
 
 from ..pruning.restore import Selection, gather_tokens, scatter_tokens
+from ..pruning.tiles import TileRows, TileSelection
 from .attention_ops import linear_attention_macs, mask_keys, split_heads
 from .position_conv import PositionConv2d
 from .spike_neurons import build_spike_neuron
@@ -198,6 +199,23 @@ class SpikeConvBlock(BaseModule):
         y = self.conv2(hidden, index, fillers, shape)
         y = self.bn2(y.unsqueeze(-1)).squeeze(-1)
         return gather_tokens(x.flatten(2), selection) + y
+
+    def transform_tiles(self, x: torch.Tensor,
+                        selection: TileSelection) -> torch.Tensor:
+        """The 3x3 channel MLP residual on the selected tiles only:
+        ``[R, C, H, W]`` -> ``[R, C, H, W]`` (``x`` outside them).
+
+        ``conv1`` reads each kept tile with its halo from the full spike
+        map; ``conv2`` reads the kept tiles' hidden spikes with their halo,
+        zero wherever no kept tile is (stopped positions stay silent). Both
+        are dense convs on the batch of haloed tiles ``[M, C, t + 2, t +
+        2]``.
+        """
+        rows = TileRows.build(selection, halo=self.conv1.padding[0])
+        hidden = self.conv1(rows.gather_halo(self.spike1(x)), tiles=True)
+        hidden = self.spike2(self.bn1(hidden))
+        y = self.conv2(rows.gather_hidden_halo(hidden), tiles=True)
+        return rows.add(x, self.bn2(y))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``[B, C, H, W]`` -> ``[B, C, H, W]``."""

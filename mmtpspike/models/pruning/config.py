@@ -154,6 +154,13 @@ class PruningConfig:
             them sparsely cost more in gathers than it saved, measured in
             docs/benchmarks/fast_config.md). None (default) runs the conv
             blocks densely.
+        conv_tile (int, optional): With ``conv_keep_ratios``, stop whole
+            ``t x t`` tiles of tokens in the conv blocks instead of single
+            tokens: scores are averaged per tile, the ratio counts tiles
+            (the tiles holding valid tokens), and the kept tiles run the
+            channel MLP as dense convolutions on a batch of haloed tiles
+            (see :mod:`~mmtpspike.models.pruning.tiles`). None (default)
+            stops single tokens.
 
     Example:
         >>> from mmtpspike.models.pruning import PruningConfig
@@ -173,6 +180,7 @@ class PruningConfig:
     reduction: str = 'stop'
     skip_mixer: bool = False
     conv_keep_ratios: Optional[Ratios] = None
+    conv_tile: Optional[int] = None
 
     @classmethod
     def from_dict(cls, pruning: dict) -> 'PruningConfig':
@@ -209,6 +217,8 @@ class PruningConfig:
             if self.conv_keep_ratios is not None:
                 raise ValueError('pruning.dynamic applies to the transformer '
                                  'blocks only; leave conv_keep_ratios unset')
+        if self.conv_tile is not None:
+            self._check_conv_tile()
         if self.reduction == 'merge':
             self._check_merge()
         if self.skip_mixer and self.score_on != 'input':
@@ -231,6 +241,17 @@ class PruningConfig:
             raise ValueError('pruning.dynamic needs 0 < min_ratio <= '
                              f'max_ratio <= 1, got {cfg}')
         return cfg
+
+    def _check_conv_tile(self) -> None:
+        if isinstance(self.conv_tile, bool) or \
+                not isinstance(self.conv_tile, int) or self.conv_tile < 2:
+            raise ValueError('pruning.conv_tile must be an int >= 2 (the '
+                             'tile side in tokens) or None for per-token '
+                             f'stopping, got {self.conv_tile!r}')
+        if self.conv_keep_ratios is None:
+            raise ValueError('pruning.conv_tile sets how the conv blocks '
+                             'stop tokens, but conv_keep_ratios is unset: '
+                             'give conv_keep_ratios or remove conv_tile')
 
     def _check_merge(self) -> None:
         restorer = (self.restorer or {}).get('type', 'CarryOverRestorer')

@@ -11,7 +11,9 @@ values.
 Beyond the paper, stopped tokens can also skip the mixer's pointwise convs
 (``skip_mixer``), and the convolutional stages can stop tokens too
 (``conv_keep_ratios``): their ``3 x 3`` channel MLP then runs at the kept
-positions only (:class:`~mmtpspike.models.layers.PositionConv2d`).
+positions only (:class:`~mmtpspike.models.layers.PositionConv2d`), or, with
+``conv_tile``, on whole kept tiles of tokens as dense convolutions
+(:mod:`~mmtpspike.models.pruning.tiles`).
 """
 from collections import OrderedDict
 from typing import Callable, List, Optional, Tuple, Union
@@ -24,10 +26,11 @@ from mmtpspike.registry import TOKEN_RESTORERS, TOKEN_SCORERS
 from .config import PruningConfig, PruningLayout, Ratios
 from .merging import (MergePlan, merge_tokens, plan_merges, repeat_plan,
                       unmerge_updates)
-from .restore import (Selection, TokenRecord, gather_tokens,
-                      scatter_tokens)
+from .restore import (CarryOverRestorer, Selection, TokenRecord,
+                      gather_tokens, scatter_tokens)
 from .selection import (keep_counts, mass_counts, protect_tokens,
                         select_tokens)
+from .tiles import TileSelection, pool_tile_scores, tile_any, tile_grid
 
 
 def _build(registry, cfg: dict, field: str) -> nn.Module:
@@ -212,6 +215,51 @@ class TokenPruner(nn.Module):
         index, slot_mask = select_tokens(scores, counts, candidates)
         return Selection(index, slot_mask, valid, spatial_shape)
 
+    def _select_tiles(self, scores: Optional[torch.Tensor], keep: float,
+                      valid: torch.Tensor, active: torch.Tensor,
+                      spatial_shape: Tuple[int, int]) -> TileSelection:
+        """Keep ``ceil(keep * n_valid_tiles)`` tiles of each row, ranked by
+        the mean score of their valid tokens (``pruning.conv_tile``)."""
+        tile = self.config.conv_tile
+        tile_scores = None if scores is None else pool_tile_scores(
+            scores, valid, spatial_shape, tile)[0]
+        tiles = self._select(tile_scores, keep,
+                             tile_any(valid, spatial_shape, tile),
+                             tile_any(valid & active, spatial_shape, tile),
+                             tile_grid(spatial_shape, tile))
+        return TileSelection(tiles, tile, valid, spatial_shape)
+
+    def _restore_map(self, x: torch.Tensor, out: torch.Tensor,
+                     selection: TileSelection) -> torch.Tensor:
+        """Hand a tile block's carried-over output map ``[R, C, H, W]`` to
+        a restorer that treats stopped tokens otherwise."""
+        if isinstance(self.restorer, CarryOverRestorer):
+            return out
+        kept = selection.kept_map()
+        index, slot_mask = select_tokens(kept.to(x.dtype), kept.sum(1), kept)
+        tokens = Selection(index, slot_mask, selection.valid,
+                           selection.spatial_shape)
+        return self.restorer(x.flatten(2),
+                             gather_tokens(out.flatten(2), tokens), tokens)
+
+    def _run_conv_block(self, block: nn.Module, x: torch.Tensor,
+                        scores: Optional[torch.Tensor], keep: float,
+                        valid: torch.Tensor, active: torch.Tensor
+                        ) -> Tuple[Union[Selection, TileSelection],
+                                   torch.Tensor]:
+        """A conv block's channel MLP on its kept tokens (or tiles) of the
+        mixed map ``x: [R, C, H, W]``: the selection and the ``[R, C, N]``
+        or ``[R, C, H, W]`` output."""
+        spatial_shape = tuple(x.shape[2:])
+        if self.config.conv_tile:
+            selection = self._select_tiles(scores, keep, valid, active,
+                                           spatial_shape)
+            out = block.transform_tiles(x, selection)
+            return selection, self._restore_map(x, out, selection)
+        selection = self._select(scores, keep, valid, active, spatial_shape)
+        return selection, self.restorer(
+            x.flatten(2), block.transform_at(x, selection), selection)
+
     def _needs_scores(self, keep: float, mlp_keep: float) -> bool:
         return bool(self.dynamic) or keep < 1.0 or mlp_keep < 1.0
 
@@ -343,14 +391,14 @@ class TokenPruner(nn.Module):
             if self._needs_scores(keep, mlp_keep) and \
                     self.config.score_on == 'mixed':
                 scores = self._scores(x, valid)
-        selection = self._select(scores, keep, valid, active, (height, width),
-                                 protected)
-        mixed = block.mix_at(x, selection) if sparse_mixer else None
+        mlp_selection = None
         if conv:
-            out = self.restorer(x.flatten(2), block.transform_at(x, selection),
-                                selection)
-            mlp_selection = None
+            selection, out = self._run_conv_block(block, x, scores, keep,
+                                                  valid, active)
         else:
+            selection = self._select(scores, keep, valid, active,
+                                     (height, width), protected)
+            mixed = block.mix_at(x, selection) if sparse_mixer else None
             mlp_selection = None if mlp_keep == keep else self._select(
                 scores, mlp_keep, valid, active, (height, width), protected)
             out = self._run_tokens(block, x.flatten(2), selection,
