@@ -9,17 +9,15 @@ halo (valid padding, so every output is one the block needs).
 
 :class:`TileSelection` holds the kept tiles; :class:`TileRows` turns them
 into the flat row indices the block gathers and writes with one
-``index_select`` / ``index_copy`` per map, in channels-last storage:
+``index_select`` / ``index_add_`` per map, in channels-last storage:
 
-* ``halo_rows``: the haloed tiles in the row-stacked, zero-padded map
-  ``[R * (Hp + 2 h) * (Wp + 2 h), C]`` (``Hp, Wp`` rounded up to the tile);
+* ``halo_rows``: the haloed tiles in the map's rows ``[R * H * W, C]``;
 * ``hidden_rows``: the same haloed tiles in the *compact* hidden map, the
-  kept tiles' own outputs ``[M * t * t, C']`` followed by one zero row that
-  every position outside a kept tile (stopped, outside the image or padding)
-  reads, so stopped positions emit no hidden spikes without a full map;
-* ``output_rows``: each tile position in ``[R * H * W, C]`` storage, or the
-  scratch row ``R * H * W`` for filler tiles and positions outside the map
-  or the valid area.
+  kept tiles' own outputs ``[M * t * t, C']``; every position outside a
+  kept tile (stopped, outside the image or padding) reads zero, so stopped
+  positions emit no hidden spikes without a full hidden map;
+* ``output_rows``: each tile position in the map's rows; filler tiles and
+  positions outside the map or the valid area write nothing.
 """
 import math
 from dataclasses import dataclass
@@ -111,23 +109,33 @@ class TileSelection:
 class TileRows:
     """Flat row indices of the kept tiles (see the module docstring).
 
+    Maps are read as their channels-last rows ``[R * H * W, C]``. Positions
+    that must read zero (outside the map, or no kept tile there) or must
+    not be written (filler tiles, positions outside the map or the valid
+    area) point at row 0 and are listed as *dead*: their gathered rows are
+    zeroed, their values are zeroed before the write. Dead positions lie on
+    tile borders or in filler tiles, so this touches far less memory than a
+    zero-padded copy of a map.
+
     Attributes:
-        halo_rows (Tensor): ``[M * (t + 2 h)^2]`` rows of the haloed tiles
-            in the row-stacked padded map (``M = R * K`` tile slots).
+        halo_rows (Tensor): ``[M * (t + 2 h)^2]`` map rows of the haloed
+            tiles (``M = R * K`` tile slots); ``halo_dead`` those outside
+            the map.
         hidden_rows (Tensor): ``[M * (t + 2 h)^2]`` rows of the same
-            positions in the compact hidden map ``[M * t * t + 1, C']``.
-        output_rows (Tensor): ``[M * t * t]`` rows of the tile positions in
-            ``[R * H * W + 1, C]`` storage (the last row is scratch).
-        padding (tuple[int, int, int, int]): ``(left, right, top, bottom)``
-            zero padding of an ``(H, W)`` map to the padded map.
+            positions in the compact hidden map ``[M * t * t, C']``;
+            ``hidden_dead`` those in no kept tile.
+        output_rows (Tensor): ``[M * t * t]`` map rows of the tile
+            positions; ``output_dead`` those not written.
         tile (int): ``t``.
         halo (int): ``h``.
     """
 
     halo_rows: torch.Tensor
+    halo_dead: torch.Tensor
     hidden_rows: torch.Tensor
+    hidden_dead: torch.Tensor
     output_rows: torch.Tensor
-    padding: Tuple[int, int, int, int]
+    output_dead: torch.Tensor
     tile: int
     halo: int
 
@@ -136,93 +144,96 @@ class TileRows:
         """Index the kept tiles of ``selection`` for a conv of kernel
         ``2 halo + 1``."""
         tile, (height, width) = selection.tile, selection.spatial_shape
-        grid_h, grid_w = selection.tiles.spatial_shape
+        grid_w = selection.tiles.spatial_shape[1]
         index = selection.tiles.index
         rows, slots = index.shape
         device = index.device
-        real = selection.tiles.slot_mask.flatten()
-        tile_id = index.clamp(max=grid_h * grid_w - 1)
-        row_id = torch.arange(rows, device=device)[:, None].expand_as(index)
-        padded_h = grid_h * tile + 2 * halo
-        padded_w = grid_w * tile + 2 * halo
-        # top-left corner of each haloed tile in the padded map
-        corner = row_id * (padded_h * padded_w) + \
-            (tile_id // grid_w) * tile * padded_w + (tile_id % grid_w) * tile
-        side = tile + 2 * halo
-        span = torch.arange(side, device=device)
-        halo_offsets = (span[:, None] * padded_w + span[None, :]).flatten()
-        halo_rows = (corner.flatten()[:, None] + halo_offsets).flatten()
+        tile_id = index.clamp(max=selection.tiles.valid.shape[1] - 1)
+        image = torch.arange(rows, device=device)[:, None].expand_as(index)
+        image = image.flatten()[:, None, None]
+        top = ((tile_id // grid_w) * tile).flatten()[:, None, None]
+        left = ((tile_id % grid_w) * tile).flatten()[:, None, None]
 
-        # the tile positions: token coordinates and whether they are real
-        inner = torch.arange(tile, device=device)
-        ys = ((tile_id // grid_w) * tile).flatten()[:, None, None] + \
-            inner[None, :, None]
-        xs = ((tile_id % grid_w) * tile).flatten()[:, None, None] + \
-            inner[None, None, :]
-        inside = (ys < height) & (xs < width)
-        token = (ys.clamp(max=height - 1) * width + xs.clamp(max=width - 1))
-        image_row = row_id.flatten()[:, None, None]
-        live = inside & real[:, None, None] & selection.valid[
-            image_row, token]
-        live = live.flatten()
-        scratch = rows * height * width
-        output_rows = torch.where(
-            live, (image_row * height * width + token).flatten(),
-            torch.full_like(live, scratch, dtype=torch.long))
+        def map_rows(offsets: torch.Tensor):
+            """Map rows of the positions ``(top + dy, left + dx)`` of every
+            tile (``offsets`` gives ``dy`` / ``dx``; outside the map: row
+            0) and whether each lies inside the map."""
+            ys, xs = top + offsets[:, None], left + offsets[None, :]
+            inside = (ys >= 0) & (ys < height) & (xs >= 0) & (xs < width)
+            flat = image * (height * width) + ys * width + xs
+            return torch.where(inside, flat, torch.zeros_like(flat)), inside
 
-        # compact hidden rows: position -> its row among the kept tiles'
-        # outputs, every other position -> the zero row at the end
-        # (one more entry, a scratch slot that dead positions write to)
-        zero_row = rows * slots * tile * tile
-        plane = rows * padded_h * padded_w
-        centres = (corner.flatten()[:, None, None] + halo * padded_w + halo
-                   + inner[None, :, None] * padded_w
-                   + inner[None, None, :]).flatten()
-        compact = torch.arange(zero_row, device=device)
-        inverse = torch.full((plane + 1, ), zero_row, dtype=torch.long,
-                             device=device).index_copy(
-            0, torch.where(live, centres, torch.full_like(centres, plane)),
-            torch.where(live, compact, torch.full_like(compact, zero_row)))
+        halo_rows, halo_inside = map_rows(
+            torch.arange(-halo, tile + halo, device=device))
+        centre_rows, inside = map_rows(torch.arange(tile, device=device))
+        token = centre_rows % (height * width)
+        live = inside & selection.tiles.slot_mask.flatten()[:, None, None] \
+            & selection.valid[image, token]
+        live, centre_rows = live.flatten(), centre_rows.flatten()
+        # compact hidden rows: map row -> its row among the kept tiles'
+        # outputs, -1 where no kept tile put a value
+        compact = torch.where(live, torch.arange(live.numel(), device=device),
+                              torch.full_like(centre_rows, -1))
+        # (one scratch entry at the end for the dead positions' writes)
+        inverse = torch.full((rows * height * width + 1, ), -1,
+                             dtype=torch.long, device=device).index_copy(
+            0, torch.where(live, centre_rows,
+                           torch.full_like(centre_rows,
+                                           rows * height * width)), compact)
+        halo_rows, halo_inside = halo_rows.flatten(), halo_inside.flatten()
+        hidden_rows = torch.where(halo_inside,
+                                  inverse.index_select(0, halo_rows),
+                                  torch.full_like(halo_rows, -1))
+        hidden_live = hidden_rows >= 0
         return cls(halo_rows=halo_rows,
-                   hidden_rows=inverse.index_select(0, halo_rows),
-                   output_rows=output_rows,
-                   padding=(halo, grid_w * tile - width + halo, halo,
-                            grid_h * tile - height + halo),
+                   halo_dead=_positions(~halo_inside),
+                   hidden_rows=torch.where(hidden_live, hidden_rows,
+                                           torch.zeros_like(hidden_rows)),
+                   hidden_dead=_positions(~hidden_live),
+                   output_rows=torch.where(live, centre_rows,
+                                           torch.zeros_like(centre_rows)),
+                   output_dead=_positions(~live),
                    tile=tile,
                    halo=halo)
 
     def gather_halo(self, x: torch.Tensor) -> torch.Tensor:
         """Haloed tiles of a full map: ``[R, C, H, W]`` -> ``[M, C, t +
-        2 h, t + 2 h]`` (channels-last storage)."""
-        channels = x.shape[1]
-        padded = F.pad(x.permute(0, 2, 3, 1), (0, 0) + self.padding)
-        picked = padded.reshape(-1, channels).index_select(0, self.halo_rows)
-        return self._as_tiles(picked, self.tile + 2 * self.halo)
+        2 h, t + 2 h]`` (channels-last storage), zero outside the map."""
+        picked = _rows_of(x).index_select(0, self.halo_rows)
+        picked.index_fill_(0, self.halo_dead, 0)
+        return _as_tiles(picked, self.tile + 2 * self.halo)
 
     def gather_hidden_halo(self, hidden: torch.Tensor) -> torch.Tensor:
         """Haloed tiles of the compact hidden map: the kept tiles' outputs
         ``[M, C', t, t]`` -> ``[M, C', t + 2 h, t + 2 h]``, zero wherever
         no kept tile put a value."""
-        channels = hidden.shape[1]
-        rows = F.pad(hidden.permute(0, 2, 3, 1).reshape(-1, channels),
-                     (0, 0, 0, 1))
-        picked = rows.index_select(0, self.hidden_rows)
-        return self._as_tiles(picked, self.tile + 2 * self.halo)
+        picked = _rows_of(hidden).index_select(0, self.hidden_rows)
+        picked.index_fill_(0, self.hidden_dead, 0)
+        return _as_tiles(picked, self.tile + 2 * self.halo)
 
     def add(self, x: torch.Tensor, tiles: torch.Tensor) -> torch.Tensor:
         """``x: [R, C, H, W]`` plus ``tiles: [M, C, t, t]`` at the live tile
         positions, ``x`` elsewhere (a new, channels-last map)."""
         rows, channels, height, width = x.shape
-        storage = F.pad(x.permute(0, 2, 3, 1).reshape(-1, channels),
-                        (0, 0, 0, 1))  # + the scratch row
-        updated = storage.index_select(0, self.output_rows) + \
-            tiles.permute(0, 2, 3, 1).reshape(-1, channels)
-        storage = storage.index_copy(0, self.output_rows, updated)
-        return storage[:-1].view(rows, height, width,
-                                 channels).permute(0, 3, 1, 2)
+        values = _rows_of(tiles).index_fill(0, self.output_dead, 0)
+        storage = _rows_of(x).clone()
+        # in place on the new storage: autograd needs neither operand
+        storage.index_add_(0, self.output_rows, values)
+        return storage.view(rows, height, width,
+                            channels).permute(0, 3, 1, 2)
 
-    @staticmethod
-    def _as_tiles(rows: torch.Tensor, side: int) -> torch.Tensor:
-        """``[M * side * side, C]`` -> ``[M, C, side, side]`` view."""
-        channels = rows.shape[1]
-        return rows.view(-1, side, side, channels).permute(0, 3, 1, 2)
+
+def _positions(mask: torch.Tensor) -> torch.Tensor:
+    """``[P]`` bool -> the ``[D]`` long positions where it is True."""
+    return torch.nonzero(mask).flatten()
+
+
+def _rows_of(x: torch.Tensor) -> torch.Tensor:
+    """``[R, C, H, W]`` -> its channels-last rows ``[R * H * W, C]`` (a
+    view of channels-last storage)."""
+    return x.permute(0, 2, 3, 1).reshape(-1, x.shape[1])
+
+
+def _as_tiles(rows: torch.Tensor, side: int) -> torch.Tensor:
+    """``[M * side * side, C]`` -> ``[M, C, side, side]`` view."""
+    return rows.view(-1, side, side, rows.shape[1]).permute(0, 3, 1, 2)

@@ -83,22 +83,24 @@ def test_kept_tiles_compute_the_dense_block_with_silent_stopped_tokens(
     assert not changed[~kept].any()
 
 
-def test_a_wrong_halo_breaks_the_transcription(monkeypatch):
-    """The transcription test catches a tile read without its halo."""
+def test_a_missing_halo_breaks_the_transcription(monkeypatch):
+    """The transcription test catches conv2 reading its tiles without the
+    neighbours' hidden spikes (the halo ring read as zero)."""
     dense, pruned, x = active_pair(conv_keep_ratios=0.5, conv_tile=4)
     build = TileRows.build.__func__
 
-    def no_halo_hidden(cls, selection, halo):
+    def without_halo(cls, selection, halo):
         rows = build(cls, selection, halo)
         side = selection.tile + 2 * halo
         ring = torch.ones(side, side, dtype=torch.bool)
         ring[halo:-halo, halo:-halo] = False
-        zero_row = rows.hidden_rows.max()
-        rows.hidden_rows = rows.hidden_rows.view(-1, side, side).masked_fill(
-            ring, zero_row).flatten()
+        tiles = rows.hidden_rows.numel() // side**2
+        ring_positions = torch.nonzero(ring.flatten().repeat(tiles))
+        rows.hidden_dead = torch.cat([rows.hidden_dead,
+                                      ring_positions.flatten()]).unique()
         return rows
 
-    monkeypatch.setattr(TileRows, 'build', classmethod(no_halo_hidden))
+    monkeypatch.setattr(TileRows, 'build', classmethod(without_halo))
     out, _, _, expected = run_conv_block(pruned, dense, x, -1)
     assert float((out - expected).abs().max()) > 1e-3
 
