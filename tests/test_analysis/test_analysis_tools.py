@@ -64,6 +64,35 @@ def test_speed_profile_compares_config_with_its_dense_self(mode):
     assert _table_rows(stdout, 'neck')
 
 
+def test_speed_profile_breaks_down_tile_stopping():
+    """--conv-keep / --conv-tile stop tiles in the conv stages; the
+    breakdown shows the pruned stem's gathers, which the dense one has
+    not."""
+    result = call_main('tools/analysis/speed_profile.py',
+                       'configs/det/sdtv3_tp_fast_coco_demo.py', '--shape',
+                       '64', '96', '--repeats', '1', '--conv-keep', '0.5',
+                       '--conv-tile', '4', '--breakdown')
+    assert result.returncode == 0, result.stderr
+    assert 'conv_tile=4' in result.stdout
+    (stem, ) = [row for row in _table_rows(result.stdout, 'stem |')
+                if len(row) == 7]
+    assert float(stem[-1].rstrip('x')) > 1.3  # the stem's ideal
+    rows = {(row[0].rstrip(' *'), row[1]): row[2:]
+            for row in _table_rows(result.stdout, 'st')
+            if len(row) == 4}
+    dense_ms, pruned_ms = map(float, rows[('stem', 'gathers')])
+    assert dense_ms == 0 and pruned_ms > 0
+    assert float(rows[('stages.0', 'convs')][0]) > 0
+
+
+def test_speed_profile_names_a_conv_tile_without_conv_keep():
+    result = call_main('tools/analysis/speed_profile.py',
+                       'configs/det/sdtv3_tp_fast_coco_demo.py',
+                       '--conv-tile', '4')
+    assert result.returncode == 1
+    assert 'conv_keep_ratios is unset' in result.stderr
+
+
 def test_speed_profile_refuses_a_dense_config():
     result = call_main('tools/analysis/speed_profile.py',
                        'configs/det/sdtv3_coco_demo.py')

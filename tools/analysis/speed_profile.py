@@ -3,7 +3,8 @@ same network dense, stage by stage.
 
     python tools/analysis/speed_profile.py configs/det/sdtv3_tp_fast_coco.py \
         [--shape 800 1216] [--with-neck] [--mode train] [--repeats 5] \
-        [--cfg-options model.backbone.pruning.conv_keep_ratios=0.56]
+        [--conv-keep 0.56 [--conv-tile 8]] [--breakdown] \
+        [--cfg-options model.backbone.pruning.keep_ratios=0.78]
 
 Builds the config's model twice on the same random weights with realistic
 BN statistics: as configured, and with ``model.backbone.pruning=None`` (the
@@ -17,6 +18,14 @@ speed-up from the MACs each really runs
 (:class:`~mmtpspike.analysis.MacCounter`: convs, attention matmuls, scorer).
 The per-stage table (median time of each stem / stage / neck call,
 down-sampling included) shows which part falls short of its MAC share.
+
+``--conv-keep`` / ``--conv-tile`` set ``pruning.conv_keep_ratios`` /
+``pruning.conv_tile`` (conv-stage stopping, per token or per tile).
+``--breakdown`` then profiles both models (``torch.profiler``, inference)
+and prints, per stage, where the time goes: convs, gathers, scatters and
+writes, copies, the SepConv mixers, spike neurons, token scoring and
+selection (:mod:`mmtpspike.analysis.time_breakdown`); stages below 85 % of
+their MAC ideal are marked.
 
 ``tools/analysis/benchmark.py`` measures latency and peak memory per keep
 ratio in isolated processes; this tool compares one config with its dense
@@ -35,6 +44,7 @@ from mmengine.config import DictAction
 from mmtpspike.analysis import count_macs
 from mmtpspike.analysis.model_io import (DEFAULT_INPUT_SHAPES, BackboneNeck,
                                          build_model)
+from mmtpspike.analysis.time_breakdown import stage_name, time_breakdown
 from mmtpspike.models.layers.fusion import fuse_conv_bn
 from mmtpspike.utils.config import SetupError
 from mmtpspike.utils.launch import friendly_errors
@@ -77,13 +87,13 @@ class StageTimer:
         def timed_run_stage(stage, x, state):
             start = time.perf_counter()
             out = run_stage(stage, x, state)
-            self.times[_stage_name(stage.name)] += time.perf_counter() - start
+            self.times[stage_name(stage.name)] += time.perf_counter() - start
             return out
 
         backbone.run_stage = timed_run_stage
         for name, module in backbone.named_modules():
             if name.endswith('downsample'):
-                self._time_module(module, _stage_name(name))
+                self._time_module(module, stage_name(name))
         if model.neck is not None:
             self._time_module(model.neck, 'neck')
 
@@ -102,13 +112,6 @@ class StageTimer:
         return times
 
 
-def _stage_name(name: str) -> str:
-    """``'stages.1.blocks'`` -> ``'stages.1'``, ``'stem.downsample'`` ->
-    ``'stem'``."""
-    parts = name.split('.')
-    return '.'.join(parts[:2]) if parts[0] == 'stages' else parts[0]
-
-
 def macs_by_stage(model: BackboneNeck, image: torch.Tensor) -> Dict:
     """All MACs of one forward and their split by stage (the scorers'
     under ``pruner``)."""
@@ -116,7 +119,7 @@ def macs_by_stage(model: BackboneNeck, image: torch.Tensor) -> Dict:
     stages: Dict[str, float] = defaultdict(float)
     for name, macs in counter.by_module.items():
         part, _, rest = name.partition('.')
-        stages['neck' if part == 'neck' else _stage_name(rest)] += macs
+        stages['neck' if part == 'neck' else stage_name(rest)] += macs
     return dict(total=counter.total, stages=dict(stages))
 
 
@@ -203,6 +206,34 @@ def print_report(args, medians, stage_medians, macs) -> None:
               'backward runs outside them)')
 
 
+#: a stage below this share of its MAC ideal gets a marked breakdown
+TARGET_SHARE = 0.85
+
+
+def print_breakdown(breakdowns, stage_medians, macs) -> None:
+    """Per stage and part, ms per forward of both models (profiled)."""
+    print()
+    print('Where the time goes (torch.profiler, ms per forward; parts: the '
+          'SepConv mixers, spike neurons, token scoring and selection, '
+          'other ops by kind; * = stage below '
+          f'{TARGET_SHARE:.0%} of its MAC ideal):')
+    print('| stage | part | dense (ms) | pruned (ms) |')
+    print('|' + ' --- |' * 4)
+    for stage, dense_time in stage_medians['dense'].items():
+        pruned_macs = macs['pruned']['stages'].get(stage, 0)
+        ideal = macs['dense']['stages'].get(stage, 0) / pruned_macs \
+            if pruned_macs else 1.0
+        speed = dense_time / stage_medians['pruned'][stage]
+        label = stage + (' *' if speed < TARGET_SHARE * ideal else '')
+        dense, pruned = (breakdowns[name].get(stage, {})
+                         for name in ('dense', 'pruned'))
+        parts = sorted(set(dense) | set(pruned),
+                       key=lambda part: -pruned.get(part, 0))
+        for part in parts:
+            print(f'| {label} | {part} | {dense.get(part, 0):.1f} | '
+                  f'{pruned.get(part, 0):.1f} |')
+
+
 @friendly_errors
 def main(argv: Optional[List[str]] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -219,13 +250,33 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser.add_argument('--warmup', type=int, default=1)
     parser.add_argument('--repeats', type=int, default=5)
     parser.add_argument('--threads', type=int, default=torch.get_num_threads())
+    parser.add_argument('--conv-keep', type=float, metavar='RATIO',
+                        help='pruning.conv_keep_ratios: stop tokens in the '
+                        'conv stages too')
+    parser.add_argument('--conv-tile', type=int, metavar='T',
+                        help='pruning.conv_tile: stop whole T x T tiles in '
+                        'the conv stages (needs conv_keep_ratios)')
+    parser.add_argument('--breakdown', action='store_true',
+                        help='profile where each stage spends its time '
+                        '(inference)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings, e.g. '
                         'model.backbone.pruning.keep_ratios=0.78')
     args = parser.parse_args(argv)
+    if args.breakdown and args.mode == 'train':
+        parser.error('--breakdown profiles inference; leave out --mode train')
     torch.set_num_threads(args.threads)
-    pruned, dense, cfg = build_pair(args.config, args.cfg_options,
-                                    args.with_neck)
+    args.cfg_options = dict(args.cfg_options or {})
+    for option, key in (('conv_keep', 'conv_keep_ratios'),
+                        ('conv_tile', 'conv_tile')):
+        if getattr(args, option) is not None:
+            args.cfg_options[f'model.backbone.pruning.{key}'] = \
+                getattr(args, option)
+    try:
+        pruned, dense, cfg = build_pair(args.config, args.cfg_options,
+                                        args.with_neck)
+    except ValueError as err:  # e.g. pruning options that do not fit
+        raise SetupError(str(err)) from err
     shape = tuple(args.shape or DEFAULT_INPUT_SHAPES[cfg.default_scope])
     args.shape = shape
     batch = args.batch if args.mode == 'train' else 1
@@ -247,6 +298,12 @@ def main(argv: Optional[List[str]] = None) -> None:
                                        args.mode == 'train', args.warmup,
                                        args.repeats)
     print_report(args, medians, stage_medians, macs)
+    if args.breakdown:
+        breakdowns = {name: time_breakdown(model.backbone,
+                                           lambda model=model: model(image))
+                      for name, model in (('dense', dense),
+                                          ('pruned', pruned))}
+        print_breakdown(breakdowns, stage_medians, macs)
 
 
 if __name__ == '__main__':
