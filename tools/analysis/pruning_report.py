@@ -60,8 +60,12 @@ VARIANTS = {
     # the speed options ('keep' stands for the row's keep ratio)
     'IRToP, mixer skipped too': dict(skip_mixer=True),
     'IRToP + conv stages': dict(conv_keep_ratios='keep'),
+    'IRToP + conv tiles 4': dict(conv_keep_ratios='keep', conv_tile=4),
+    'IRToP + conv tiles 8': dict(conv_keep_ratios='keep', conv_tile=8),
     'every speed option': dict(
         skip_mixer=True, conv_keep_ratios=[1.0, 'keep', 'keep']),
+    'fastest (mixer skipped, conv tiles 8)': dict(
+        skip_mixer=True, conv_keep_ratios='keep', conv_tile=8),
 }
 
 
