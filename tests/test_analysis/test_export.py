@@ -152,3 +152,25 @@ def test_export_tool_refuses_to_overwrite(tmp_path):
     assert result.returncode != 0
     assert 'exists; pass --force' in result.stderr
     assert target.read_text() == 'keep me'
+
+
+def test_export_tool_compares_pruned_and_dense_in_each_engine(tmp_path):
+    """--dense-baseline: the same weights unpruned go through the same
+    engines; one row per engine with both times and the speed-up."""
+    target = tmp_path / 'pruned.onnx'
+    result = call_main('tools/analysis/export_backbone.py', 't', '--onnx',
+                       target, '--dense-baseline', '--fuse', '--shape', '64',
+                       '96', '--repeats', '1', '--warmup', '0',
+                       '--tolerance', '1e-3')
+    assert result.returncode == 0, result.stderr
+    assert target.is_file() and (tmp_path / 'pruned.dense.onnx').is_file()
+    rows = {line.split('|')[1].strip(): line.split('|')[2:-1]
+            for line in result.stdout.splitlines()
+            if line.startswith('| eager') or line.startswith('| onnx')}
+    assert sorted(rows) == ['eager', 'onnxruntime']
+    dense, pruned, speed_up = (cell.strip()
+                               for cell in rows['onnxruntime'][:3])
+    assert float(dense) > 0 and float(pruned) > 0
+    assert float(speed_up.rstrip('x')) == pytest.approx(
+        float(dense) / float(pruned), abs=0.01)
+    assert 'fuse()d' in result.stdout
