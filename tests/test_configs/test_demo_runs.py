@@ -26,6 +26,8 @@ DEMOS = {
     'seg/sdtv3_tp_ade20k_demo.py': ('SDTV3', ) + SEG,
     'det/sdtv3_tp_fast_coco_demo.py': ('SDTV3', ) + DET[:3] + (0.56, ),
     'seg/sdtv3_tp_fast_ade20k_demo.py': ('SDTV3', ) + SEG,
+    'det/sdtv3_tp_fastest_coco_demo.py': ('SDTV3', ) + DET[:3] + (0.56, ),
+    'seg/sdtv3_tp_fastest_ade20k_demo.py': ('SDTV3', ) + SEG,
     'det/sdtv1_tp_coco_demo.py': ('SDTV1', ) + DET,
     'seg/sdtv1_tp_ade20k_demo.py': ('SDTV1', ) + SEG,
     'det/spikformer_tp_coco_demo.py': ('Spikformer', ) + DET,

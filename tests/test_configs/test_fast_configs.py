@@ -1,5 +1,6 @@
-"""The fast configs: the speed options that pay off at keep 0.56, on the
-SDT-V3-L recipe; their demo variants train and test on the mini sets."""
+"""The fast and fastest configs: the speed options that pay off at keep
+0.56, on the SDT-V3-L recipe; their demo variants train and test on the mini
+sets."""
 import os
 
 import pytest
@@ -44,6 +45,29 @@ def test_fast_config_is_the_l_recipe_with_the_mixer_skipped(scope):
     backbone = build(config(fast_name), scope).backbone
     assert backbone.pruner.conv_keep_ratios is None
     assert backbone.pruner.skip_mixer
+
+
+FASTEST = {
+    'mmdet': ('det/sdtv3_tp_fastest_coco.py', 'det/sdtv3_tp_fast_coco.py'),
+    'mmseg': ('seg/sdtv3_tp_fastest_ade20k.py',
+              'seg/sdtv3_tp_fast_ade20k.py'),
+}
+
+
+@pytest.mark.parametrize('scope', sorted(FASTEST))
+def test_fastest_config_is_the_fast_one_with_conv_tiles(scope):
+    fastest_name, fast_name = FASTEST[scope]
+    fastest, fast = config(fastest_name), config(fast_name)
+    pruning = dict(fastest.model.backbone.pruning)
+    assert pruning.pop('conv_keep_ratios') == 0.56
+    assert pruning.pop('conv_tile') == 8
+    assert pruning == dict(fast.model.backbone.pruning)
+    fastest.model.backbone.pop('pruning')
+    fast.model.backbone.pop('pruning')
+    assert fastest.model == fast.model
+    backbone = build(config(fastest_name), scope).backbone
+    assert backbone.pruner.conv_keep_ratios == [0.56] * 4  # stem, 1, 2, 2
+    assert backbone.pruner.config.conv_tile == 8
 
 
 def short_run(cfg: Config, work_dir) -> dict:
