@@ -31,7 +31,13 @@ def test_backbone_and_pruning_come_from_the_bases(path):
         if backbone.get(key) != shared.sdtv3_l.get(key)
     }
     assert differing <= VARIANT_KEYS
-    if os.path.basename(path).startswith('sdtv3_tp_fast_'):
+    name = os.path.basename(path)
+    if name.startswith('sdtv3_tp_fastest_'):
+        expected = base('pruning', 'tp_fastest_56.py').pruning
+        if name.endswith('_demo.py'):  # smaller images, smaller tiles
+            expected.conv_tile = 4
+        assert pruning == expected
+    elif name.startswith('sdtv3_tp_fast_'):
         assert pruning == base('pruning', 'tp_fast_56.py').pruning
     elif os.path.basename(path).startswith('sdtv3_tp_'):
         task = os.path.basename(os.path.dirname(path))
@@ -52,6 +58,13 @@ def test_fast_pruning_base_is_tp_56_with_the_mixer_skipped():
     fast = base('pruning', 'tp_fast_56.py').pruning.to_dict()
     assert fast.pop('skip_mixer') is True
     assert fast == base('pruning', 'tp_56.py').pruning.to_dict()
+
+
+def test_fastest_pruning_base_is_the_fast_one_with_conv_tiles():
+    fastest = base('pruning', 'tp_fastest_56.py').pruning.to_dict()
+    assert fastest.pop('conv_keep_ratios') == 0.56
+    assert fastest.pop('conv_tile') == 8
+    assert fastest == base('pruning', 'tp_fast_56.py').pruning.to_dict()
 
 
 ALL_CONFIGS = sorted(glob.glob(os.path.join(CONFIG_DIR, 'det', '*.py')) +

@@ -35,7 +35,7 @@ def test_det_config_builds_with_consistent_strides(path):
     assert cfg.model.rpn_head.anchor_generator.strides[:4] == strides
     assert cfg.model.roi_head.bbox_roi_extractor.featmap_strides == strides
     assert cfg.model.roi_head.mask_roi_extractor.featmap_strides == strides
-    if '_tp_fast_' in os.path.basename(path):
+    if '_tp_fast' in os.path.basename(path):  # fast and fastest
         assert set(backbone.pruner.keep_ratios) == {0.56}  # see test_fast
     elif '_tp_' in os.path.basename(path):
         keep = backbone.pruner.keep_ratios
