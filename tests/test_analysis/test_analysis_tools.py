@@ -31,12 +31,12 @@ def test_benchmark_tool_runs_on_tiny_model(tmp_path):
     table = tmp_path / 'bench.csv'
     stdout = run_tool('tools/analysis/benchmark.py', SEG_DEMO, '--shape', '64',
                       '64', '--repeats', '2', '--warmup', '1', '--keep',
-                      '0.78', '0.5', '--csv', str(table))
+                      '0.5', '--csv', str(table))
     assert 'ideal speed-up' in stdout
     rows = list(csv.DictReader(table.open()))
-    assert [float(r['keep']) for r in rows] == [1.0, 0.78, 0.5]
+    assert [float(r['keep']) for r in rows] == [1.0, 0.5]
     assert float(rows[0]['speedup']) == 1.0
-    assert float(rows[2]['gmacs']) < float(rows[0]['gmacs'])
+    assert float(rows[1]['gmacs']) < float(rows[0]['gmacs'])
 
 
 def _table_rows(stdout: str, first_cell: str):
@@ -64,6 +64,7 @@ def test_speed_profile_compares_config_with_its_dense_self(mode):
     assert _table_rows(stdout, 'neck')
 
 
+@pytest.mark.slow  # two backbones profiled end to end
 def test_speed_profile_breaks_down_tile_stopping():
     """--conv-keep / --conv-tile stop tiles in the conv stages; the
     breakdown shows the pruned stem's gathers, which the dense one has

@@ -154,6 +154,7 @@ def test_export_tool_refuses_to_overwrite(tmp_path):
     assert target.read_text() == 'keep me'
 
 
+@pytest.mark.slow  # two ONNX exports through the tool
 def test_export_tool_compares_pruned_and_dense_in_each_engine(tmp_path):
     """--dense-baseline: the same weights unpruned go through the same
     engines; one row per engine with both times and the speed-up."""
