@@ -162,9 +162,10 @@ def test_conv_stopping_saves_the_conv_mlp_macs():
         dense_macs['stem.blocks.0.sep_conv.pwconv1.0']
 
 
-def test_conv_stopping_trains():
+@pytest.mark.parametrize('conv_tile', [None, 4])
+def test_conv_stopping_trains(conv_tile):
     _, pruned, x = active_pair(keep_ratios=0.5, conv_keep_ratios=0.5,
-                               skip_mixer=True)
+                               conv_tile=conv_tile, skip_mixer=True)
     pruned.train()
     sum(out.mean() for out in pruned(x)).backward()
     for name in ('stem.blocks.0.conv1.weight', 'stages.1.blocks.0.conv2.weight',
@@ -173,14 +174,16 @@ def test_conv_stopping_trains():
         assert grad is not None and float(grad.abs().sum()) > 0, name
 
 
-def test_fused_channels_last_pruning_equals_eval_mode():
+@pytest.mark.parametrize('conv_tile', [None, 4])
+def test_fused_channels_last_pruning_equals_eval_mode(conv_tile):
     """In float64: in float32 the folded BN's rounding moves pre-activations
     of the active network across multi-spike rounding steps (5 % of stage 1
     differed on an AMD EPYC's oneDNN kernels), and a flipped spike changes
     every selection after it; float64 leaves the fused network equal to
-    eval mode up to 1e-13, so any folding error shows."""
+    eval mode up to 1e-13, so any folding error shows. Per-token and
+    tile-granular conv stopping alike."""
     _, pruned, x = active_pair(keep_ratios=0.5, conv_keep_ratios=0.5,
-                               skip_mixer=True)
+                               conv_tile=conv_tile, skip_mixer=True)
     pruned, x = pruned.double(), x.double()
     with torch.no_grad():
         expected = pruned(x)

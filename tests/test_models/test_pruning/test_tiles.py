@@ -191,28 +191,6 @@ def test_tile_gradients_equal_the_transcription():
         torch.testing.assert_close(grad, param.grad, rtol=1e-9, atol=1e-12)
 
 
-def test_tile_stopping_trains_in_the_backbone():
-    _, pruned, x = active_pair(keep_ratios=0.5, conv_keep_ratios=0.5,
-                               conv_tile=4, skip_mixer=True)
-    pruned.train()
-    sum(out.mean() for out in pruned(x)).backward()
-    for name in ('stem.blocks.0.conv1.weight',
-                 'stages.1.blocks.0.conv2.weight'):
-        grad = dict(pruned.named_parameters())[name].grad
-        assert grad is not None and float(grad.abs().sum()) > 0, name
-
-
-def test_fused_channels_last_tiles_equal_eval_mode():
-    _, pruned, x = active_pair(keep_ratios=0.5, conv_keep_ratios=0.5,
-                               conv_tile=4, skip_mixer=True)
-    pruned, x = pruned.double(), x.double()
-    with torch.no_grad():
-        expected = pruned(x)
-        pruned.fuse()
-        got = pruned(x.contiguous(memory_format=torch.channels_last))
-    assert max_difference(expected, got) <= 1e-10
-
-
 @pytest.mark.parametrize('restorer',
                          ['ZeroRestorer', 'NeighbourUpdateRestorer'])
 def test_other_restorers_see_the_kept_tiles(restorer):
