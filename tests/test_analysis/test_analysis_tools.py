@@ -141,3 +141,35 @@ def test_pruning_report_rows(tmp_path):
     assert abs(merged['realised_keep'] - 0.5) < 0.05
     assert merged['gmacs'] < dense['gmacs']
     assert set(dense) >= {'mIoU', 'gsops', 'energy_mj', 'small', 'background'}
+
+
+@pytest.mark.parametrize('variant', ['every speed option',
+                                     'IRToP + conv tiles 8',
+                                     'IRToP, MLP on all tokens',
+                                     'IRToP (paper)'])
+def test_pruning_report_finetune_ramps_every_ratio_of_a_variant(variant):
+    """A fine-tune starts every ratio the variant sets at 1.0 and schedules
+    it to the variant's value (RetentionScheduleHook refuses a schedule that
+    leaves conv_keep_ratios / mlp_keep_ratios alone)."""
+    from argparse import Namespace
+
+    from mmtpspike.engine.hooks import RetentionScheduleHook
+    from mmtpspike.models.pruning import PruningConfig
+    from tool_runner import load_tool
+    report = load_tool('tools/analysis/pruning_report.py')
+    args = Namespace(config='configs/det/sdtv3_coco_demo.py',
+                     finetune_options=None, work_dir='unused',
+                     finetune_ramp=24)
+    pruning = report.pruning_settings(variant, 0.56)
+    cfg = report.finetune_config(args, 'dense.pth', 'v', pruning)
+    start = cfg.model.backbone.pruning
+    hook = dict(cfg.custom_hooks[-1])
+    assert hook.pop('type') == 'RetentionScheduleHook'
+    assert hook['target'] == 0.56 and start['keep_ratios'] == 1.0
+    schedule = RetentionScheduleHook(**hook)
+    schedule._check_matches(PruningConfig.from_dict(start))
+    for field in ('mlp_keep_ratios', 'conv_keep_ratios'):
+        if field in pruning:
+            assert start[field] == 1.0
+            assert schedule.ratios_at(24, field) == pruning[field]
+    assert start.get('conv_tile') == pruning.get('conv_tile')

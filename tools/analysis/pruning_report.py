@@ -110,19 +110,38 @@ def pruning_settings(variant: str, keep: float) -> dict:
     return dict(settings, keep_ratios=keep)
 
 
-def finetune(args, checkpoint: str, name: str, pruning: dict,
-             keep: float) -> str:
-    """Fine-tune the dense weights with a variant on; returns the last
-    checkpoint."""
+#: the ratios a fine-tune ramps from 1.0, and the schedule argument of each
+SCHEDULED_RATIOS = (('keep_ratios', 'target'),
+                    ('mlp_keep_ratios', 'mlp_target'),
+                    ('conv_keep_ratios', 'conv_target'))
+
+
+def finetune_config(args, checkpoint: str, name: str, pruning: dict):
+    """The config that fine-tunes the dense weights with a variant on:
+    every ratio the variant sets starts at 1.0 and falls to its value over
+    ``--finetune-ramp`` iterations (dynamic retention runs as it is)."""
     cfg = load_config(args.config, args.finetune_options)
-    cfg.model.backbone.pruning = dict(pruning, keep_ratios=1.0) \
-        if 'dynamic' not in pruning else pruning
     cfg.load_from = checkpoint
     cfg.work_dir = osp.join(args.work_dir, 'finetune', name)
-    if 'dynamic' not in pruning:
-        cfg.custom_hooks = list(cfg.get('custom_hooks', [])) + [
-            dict(type='RetentionScheduleHook', target=keep, begin=0,
-                 end=args.finetune_ramp)]
+    if 'dynamic' in pruning:
+        cfg.model.backbone.pruning = pruning
+        return cfg
+    schedule = dict(type='RetentionScheduleHook', begin=0,
+                    end=args.finetune_ramp)
+    start = dict(pruning)
+    for field, argument in SCHEDULED_RATIOS:
+        if pruning.get(field) is not None:
+            schedule[argument] = pruning[field]
+            start[field] = 1.0
+    cfg.model.backbone.pruning = start
+    cfg.custom_hooks = list(cfg.get('custom_hooks', [])) + [schedule]
+    return cfg
+
+
+def finetune(args, checkpoint: str, name: str, pruning: dict) -> str:
+    """Fine-tune the dense weights with a variant on; returns the last
+    checkpoint."""
+    cfg = finetune_config(args, checkpoint, name, pruning)
     build_runner(cfg).train()
     return last_checkpoint(cfg.work_dir)
 
@@ -190,7 +209,7 @@ def run_rows(args, checkpoint: str) -> List[dict]:
                              **evaluate(args, checkpoint, name, pruning)))
             if args.finetune_options and name_selected(
                     variant, args.finetune_variants):
-                tuned = finetune(args, checkpoint, name, pruning, keep)
+                tuned = finetune(args, checkpoint, name, pruning)
                 rows.append(dict(variant=variant, keep=keep,
                                  mode='fine-tuned',
                                  **evaluate(args, tuned, name + '_ft',
