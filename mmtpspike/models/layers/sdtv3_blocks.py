@@ -209,13 +209,14 @@ class SpikeConvBlock(BaseModule):
         map; ``conv2`` reads the kept tiles' hidden spikes with their halo,
         zero wherever no kept tile is (stopped positions stay silent). Both
         are dense convs on the batch of haloed tiles ``[M, C, t + 2, t +
-        2]``.
+        2]``; norms and neurons see the live positions only (kept tokens
+        inside the image), ``[L, C', 1, 1]``.
         """
         rows = TileRows.build(selection, halo=self.conv1.padding[0])
         hidden = self.conv1(rows.gather_halo(self.spike1(x)), tiles=True)
-        hidden = self.spike2(self.bn1(hidden))
+        hidden = self.spike2(self.bn1(rows.live(hidden)))
         y = self.conv2(rows.gather_hidden_halo(hidden), tiles=True)
-        return rows.add(x, self.bn2(y))
+        return rows.add(x, self.bn2(rows.live(y)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``[B, C, H, W]`` -> ``[B, C, H, W]``."""

@@ -12,16 +12,18 @@ into the flat row indices the block gathers and writes with one
 ``index_select`` / ``index_add_`` per map, in channels-last storage:
 
 * ``halo_rows``: the haloed tiles in the map's rows ``[R * H * W, C]``;
+* ``live_rows``: the tile positions that are real kept tokens (inside the
+  map and the valid area, in a real tile): only they are normalised and
+  fire, so BN statistics in training see the kept tokens only;
 * ``hidden_rows``: the same haloed tiles in the *compact* hidden map, the
-  kept tiles' own outputs ``[M * t * t, C']``; every position outside a
-  kept tile (stopped, outside the image or padding) reads zero, so stopped
-  positions emit no hidden spikes without a full hidden map;
-* ``output_rows``: each tile position in the map's rows; filler tiles and
-  positions outside the map or the valid area write nothing.
+  live positions' hidden spikes ``[L, C']``; every other position (stopped,
+  outside the image or padding) reads zero, so stopped positions emit no
+  hidden spikes without a full hidden map;
+* ``output_rows``: the map row of each live position.
 """
 import math
 from dataclasses import dataclass
-from typing import Tuple
+from typing import Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -109,33 +111,36 @@ class TileSelection:
 class TileRows:
     """Flat row indices of the kept tiles (see the module docstring).
 
-    Maps are read as their channels-last rows ``[R * H * W, C]``. Positions
-    that must read zero (outside the map, or no kept tile there) or must
-    not be written (filler tiles, positions outside the map or the valid
-    area) point at row 0 and are listed as *dead*: their gathered rows are
-    zeroed, their values are zeroed before the write. Dead positions lie on
-    tile borders or in filler tiles, so this touches far less memory than a
+    Maps are read as their channels-last rows ``[R * H * W, C]``. A tile
+    position is *live* when it lies inside the map and the valid area of a
+    real (not filler) tile: only live positions are normalised, fire hidden
+    spikes and are written back, so BN statistics in training see exactly
+    the kept tokens. Halo positions that must read zero (outside the map,
+    or no live position there) point at row 0 and are zeroed after the
+    gather; they lie on tile borders, so this touches far less memory than a
     zero-padded copy of a map.
 
     Attributes:
         halo_rows (Tensor): ``[M * (t + 2 h)^2]`` map rows of the haloed
             tiles (``M = R * K`` tile slots); ``halo_dead`` those outside
             the map.
-        hidden_rows (Tensor): ``[M * (t + 2 h)^2]`` rows of the same
-            positions in the compact hidden map ``[M * t * t, C']``;
-            ``hidden_dead`` those in no kept tile.
-        output_rows (Tensor): ``[M * t * t]`` map rows of the tile
-            positions; ``output_dead`` those not written.
+        live_rows (Tensor | None): ``[L]`` live positions among the ``M * t
+            * t`` tile positions (tile-major, row-major inside a tile), None
+            when every position is live.
+        hidden_rows (Tensor): ``[M * (t + 2 h)^2]`` rows of the same halo
+            positions among the ``L`` live ones; ``hidden_dead`` those with
+            no live position.
+        output_rows (Tensor): ``[L]`` map rows of the live positions.
         tile (int): ``t``.
         halo (int): ``h``.
     """
 
     halo_rows: torch.Tensor
     halo_dead: torch.Tensor
+    live_rows: Optional[torch.Tensor]
     hidden_rows: torch.Tensor
     hidden_dead: torch.Tensor
     output_rows: torch.Tensor
-    output_dead: torch.Tensor
     tile: int
     halo: int
 
@@ -146,7 +151,7 @@ class TileRows:
         tile, (height, width) = selection.tile, selection.spatial_shape
         grid_w = selection.tiles.spatial_shape[1]
         index = selection.tiles.index
-        rows, slots = index.shape
+        rows = index.shape[0]
         device = index.device
         tile_id = index.clamp(max=selection.tiles.valid.shape[1] - 1)
         image = torch.arange(rows, device=device)[:, None].expand_as(index)
@@ -166,20 +171,15 @@ class TileRows:
         halo_rows, halo_inside = map_rows(
             torch.arange(-halo, tile + halo, device=device))
         centre_rows, inside = map_rows(torch.arange(tile, device=device))
-        token = centre_rows % (height * width)
         live = inside & selection.tiles.slot_mask.flatten()[:, None, None] \
-            & selection.valid[image, token]
-        live, centre_rows = live.flatten(), centre_rows.flatten()
-        # compact hidden rows: map row -> its row among the kept tiles'
-        # outputs, -1 where no kept tile put a value
-        compact = torch.where(live, torch.arange(live.numel(), device=device),
-                              torch.full_like(centre_rows, -1))
-        # (one scratch entry at the end for the dead positions' writes)
-        inverse = torch.full((rows * height * width + 1, ), -1,
-                             dtype=torch.long, device=device).index_copy(
-            0, torch.where(live, centre_rows,
-                           torch.full_like(centre_rows,
-                                           rows * height * width)), compact)
+            & selection.valid[image, centre_rows % (height * width)]
+        live_rows = _positions(live.flatten())
+        output_rows = centre_rows.flatten().index_select(0, live_rows)
+        # live hidden rows: map row -> its rank among the live positions,
+        # -1 where no live position is (one scratch entry stays unread)
+        inverse = torch.full((rows * height * width, ), -1, dtype=torch.long,
+                             device=device).index_copy(
+            0, output_rows, torch.arange(output_rows.numel(), device=device))
         halo_rows, halo_inside = halo_rows.flatten(), halo_inside.flatten()
         hidden_rows = torch.where(halo_inside,
                                   inverse.index_select(0, halo_rows),
@@ -187,12 +187,11 @@ class TileRows:
         hidden_live = hidden_rows >= 0
         return cls(halo_rows=halo_rows,
                    halo_dead=_positions(~halo_inside),
+                   live_rows=None if bool(live.all()) else live_rows,
                    hidden_rows=torch.where(hidden_live, hidden_rows,
                                            torch.zeros_like(hidden_rows)),
                    hidden_dead=_positions(~hidden_live),
-                   output_rows=torch.where(live, centre_rows,
-                                           torch.zeros_like(centre_rows)),
-                   output_dead=_positions(~live),
+                   output_rows=output_rows,
                    tile=tile,
                    halo=halo)
 
@@ -203,22 +202,29 @@ class TileRows:
         picked.index_fill_(0, self.halo_dead, 0)
         return _as_tiles(picked, self.tile + 2 * self.halo)
 
+    def live(self, tiles: torch.Tensor) -> torch.Tensor:
+        """The live positions of ``[M, C, t, t]`` tiles as ``[L, C, 1, 1]``
+        (a view when every position is live), for norms and neurons."""
+        rows = _rows_of(tiles)
+        if self.live_rows is not None:
+            rows = rows.index_select(0, self.live_rows)
+        return rows[:, :, None, None]
+
     def gather_hidden_halo(self, hidden: torch.Tensor) -> torch.Tensor:
-        """Haloed tiles of the compact hidden map: the kept tiles' outputs
-        ``[M, C', t, t]`` -> ``[M, C', t + 2 h, t + 2 h]``, zero wherever
-        no kept tile put a value."""
+        """Haloed tiles of the live hidden spikes ``[L, C', 1, 1]`` ->
+        ``[M, C', t + 2 h, t + 2 h]``, zero wherever no live position
+        is (stopped tokens emit no hidden spikes)."""
         picked = _rows_of(hidden).index_select(0, self.hidden_rows)
         picked.index_fill_(0, self.hidden_dead, 0)
         return _as_tiles(picked, self.tile + 2 * self.halo)
 
-    def add(self, x: torch.Tensor, tiles: torch.Tensor) -> torch.Tensor:
-        """``x: [R, C, H, W]`` plus ``tiles: [M, C, t, t]`` at the live tile
+    def add(self, x: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+        """``x: [R, C, H, W]`` plus ``values: [L, C, 1, 1]`` at the live
         positions, ``x`` elsewhere (a new, channels-last map)."""
         rows, channels, height, width = x.shape
-        values = _rows_of(tiles).index_fill(0, self.output_dead, 0)
         storage = _rows_of(x).clone()
         # in place on the new storage: autograd needs neither operand
-        storage.index_add_(0, self.output_rows, values)
+        storage.index_add_(0, self.output_rows, _rows_of(values))
         return storage.view(rows, height, width,
                             channels).permute(0, 3, 1, 2)
 

@@ -105,6 +105,30 @@ def test_a_missing_halo_breaks_the_transcription(monkeypatch):
     assert float((out - expected).abs().max()) > 1e-3
 
 
+def test_training_norms_see_the_kept_tokens_only():
+    """In train mode the hidden BN's batch statistics come from the kept
+    tokens inside the image: not from filler tiles, positions of partial
+    tiles outside the map or padding (which broke fine-tuning when they
+    counted)."""
+    dense, pruned, x = active_pair(conv_keep_ratios=0.5, conv_tile=5)
+    block = dense.stages[0].blocks[0].double()
+    inputs = block_input(dense.double(), x.double(), 0)
+    rows, _, height, width = inputs.shape
+    valid = torch.ones(rows, height, width, dtype=torch.bool)
+    valid[1, :, 11:] = False  # padding: 2 tiles of 5 x 5 stay partly valid
+    valid = valid.flatten(1)
+    conv_index = pruned.pruner.conv_block_names.index('stages.0.blocks.0')
+    block.train()
+    block.bn1.momentum = 1.0  # running stats := this batch's
+    with torch.no_grad():
+        pruned.pruner(block, inputs, conv_index, 0, valid, valid.clone(),
+                      conv=True)
+        kept = pruned.pruner.records[-1].kept.flatten(1)
+        hidden = block.conv1(block.spike1(block.mix(inputs)))
+    at_kept = hidden.flatten(2).transpose(1, 2)[kept]  # [kept tokens, 4C]
+    torch.testing.assert_close(block.bn1.running_mean, at_kept.mean(0))
+
+
 def test_tiles_are_ranked_by_their_mean_valid_score():
     scores = torch.tensor([[1., 2., 9., 9., 0.],
                            [3., 4., 9., 9., 0.],
