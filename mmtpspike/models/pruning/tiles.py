@@ -220,13 +220,17 @@ class TileRows:
 
     def add(self, x: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
         """``x: [R, C, H, W]`` plus ``values: [L, C, 1, 1]`` at the live
-        positions, ``x`` elsewhere (a new, channels-last map)."""
+        positions, ``x`` elsewhere: a new map in the memory format of ``x``
+        (compiled ops downstream, e.g. mmcv's RoIAlign, read their input as
+        contiguous NCHW whatever its strides)."""
         rows, channels, height, width = x.shape
         storage = _rows_of(x).clone()
         # in place on the new storage: autograd needs neither operand
         storage.index_add_(0, self.output_rows, _rows_of(values))
-        return storage.view(rows, height, width,
-                            channels).permute(0, 3, 1, 2)
+        out = storage.view(rows, height, width, channels).permute(0, 3, 1, 2)
+        if x.is_contiguous(memory_format=torch.channels_last):
+            return out
+        return out.contiguous()
 
 
 def _positions(mask: torch.Tensor) -> torch.Tensor:

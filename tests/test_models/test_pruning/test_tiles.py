@@ -129,6 +129,22 @@ def test_training_norms_see_the_kept_tokens_only():
     torch.testing.assert_close(block.bn1.running_mean, at_kept.mean(0))
 
 
+@pytest.mark.parametrize('memory_format',
+                         [torch.contiguous_format, torch.channels_last])
+def test_tile_output_keeps_the_memory_format_of_its_input(memory_format):
+    """Compiled ops downstream (mmcv's RoIAlign) read a channels-last map
+    as NCHW: a contiguous input must give a contiguous output (a
+    channels-last one broke the demo detector's boxes)."""
+    dense, pruned, x = active_pair(conv_keep_ratios=0.5, conv_tile=4)
+    inputs = block_input(dense, x, -1).contiguous(memory_format=memory_format)
+    rows, _, height, width = inputs.shape
+    everywhere = torch.ones(rows, height * width, dtype=torch.bool)
+    with torch.no_grad():
+        out, _ = pruned.pruner(dense.stem.blocks[0], inputs, 0, -1,
+                               everywhere, everywhere, conv=True)
+    assert out.is_contiguous(memory_format=memory_format)
+
+
 def test_tiles_are_ranked_by_their_mean_valid_score():
     scores = torch.tensor([[1., 2., 9., 9., 0.],
                            [3., 4., 9., 9., 0.],
