@@ -89,6 +89,10 @@ def test_onnx_of_every_speed_option_equals_eager(image, tmp_path, conv_tile):
     export_onnx(model, (image, ), path)
     run = onnx_runner(onnx_session(path, threads=1))
     assert max_abs_diff(run(image), eager(model, image)) < TOLERANCE
+    # the selection is computed in the graph, not frozen from the trace
+    other = torch.randn(*SHAPE, generator=torch.Generator().manual_seed(2))
+    other = other.contiguous(memory_format=torch.channels_last)
+    assert max_abs_diff(run(other), eager(model, other)) < TOLERANCE
 
 
 class SelectTokens(torch.nn.Module):
