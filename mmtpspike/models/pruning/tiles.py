@@ -176,9 +176,10 @@ class TileRows:
         live_rows = _positions(live.flatten())
         output_rows = centre_rows.flatten().index_select(0, live_rows)
         # live hidden rows: map row -> its rank among the live positions,
-        # -1 where no live position is (one scratch entry stays unread)
+        # -1 where no live position is (a scatter: torch 2.1's ONNX exporter
+        # cannot export a 1-D index_copy with a data-dependent index)
         inverse = torch.full((rows * height * width, ), -1, dtype=torch.long,
-                             device=device).index_copy(
+                             device=device).scatter(
             0, output_rows, torch.arange(output_rows.numel(), device=device))
         halo_rows, halo_inside = halo_rows.flatten(), halo_inside.flatten()
         hidden_rows = torch.where(halo_inside,
