@@ -24,6 +24,7 @@ from typing import Dict, Mapping, Optional
 import torch
 import torch.distributed as dist
 from mmengine.config import Config
+from mmengine.utils import digit_version
 
 from .config import SetupError
 
@@ -223,19 +224,36 @@ def setup_distributed(cfg: Config, explicit_backend: bool) -> None:
                if renamed else ''))
 
 
+def destroys_group_without_gil() -> bool:
+    """Whether this torch frees a process group with the GIL released.
+
+    From torch 2.8 (pytorch#154976) the C++ destructor of a Python-owned
+    process group releases the GIL. Before, it joins gloo's worker threads
+    while holding it, and a worker that is still freeing a finished
+    collective (its tensors' Python objects need the GIL) waits for it
+    forever: ``destroy_process_group`` deadlocks now and then (seen as a
+    torchrun test that never exits on torch 2.1, 2 runs in 20 here, with the
+    main thread in ``ProcessGroupGloo::~ProcessGroupGloo`` joining a worker
+    in ``gil_scoped_acquire``).
+    """
+    return digit_version(torch.__version__) >= digit_version('2.8.0')
+
+
 def shutdown_distributed() -> None:
     """End the default process group of a finished run, on every rank.
 
-    All ranks meet at a barrier, then destroy the group. Both steps are
-    needed: without the destroy call torch 2.14's gloo group aborts now and
-    then at interpreter exit (``terminate called without an active
-    exception``, the rank exits with SIGABRT after a good run: 2 runs in 20
-    here), and without the barrier torch 2.1's destroy hangs now and then
-    when the ranks reach it at different times (pytorch#75097). Does
+    All ranks meet at a barrier, so none leaves while another still talks
+    to it. Where torch frees the group without the GIL
+    (:func:`destroys_group_without_gil`) the group is then destroyed: left
+    to interpreter exit, torch 2.14's gloo group aborts now and then
+    (``terminate called without an active exception``, the rank exits with
+    SIGABRT after a good run: 2 runs in 20 here). On older torch destroying
+    it can deadlock, so it is left to exit there, as mmengine does. Does
     nothing when no group was started. Call it only on success: a rank
     that failed never reaches the barrier.
     """
     if not (dist.is_available() and dist.is_initialized()):
         return
     dist.barrier()
-    dist.destroy_process_group()
+    if destroys_group_without_gil():
+        dist.destroy_process_group()

@@ -3,13 +3,16 @@ the CPU adaptations of a config and the end of a run (only a one-process
 group is started here; the tools run distributed in
 tests/test_tools/test_dist_tools.py)."""
 import pytest
+import torch
 import torch.distributed as dist
 from mmengine.config import Config
 
+from mmtpspike.utils import distributed
 from mmtpspike.utils.config import SetupError
 from mmtpspike.utils.distributed import (backend_in_options, choose_backend,
-                                         cpu_config, process_env,
-                                         shutdown_distributed)
+                                         cpu_config,
+                                         destroys_group_without_gil,
+                                         process_env, shutdown_distributed)
 
 TORCHRUN = dict(RANK='1', WORLD_SIZE='4', LOCAL_RANK='1',
                 MASTER_ADDR='10.0.0.2', MASTER_PORT='29411')
@@ -113,7 +116,16 @@ def test_shutdown_without_group_does_nothing():
     assert not dist.is_initialized()
 
 
-def test_shutdown_meets_at_a_barrier_then_destroys(monkeypatch, tmp_path):
+@pytest.mark.parametrize('without_gil, expected', [
+    (True, ['barrier', 'destroy_process_group']),
+    (False, ['barrier']),
+])
+def test_shutdown_meets_at_a_barrier_then_destroys_where_safe(
+        monkeypatch, tmp_path, without_gil, expected):
+    """A barrier, then the destroy only where torch frees the group without
+    the GIL (on older torch the destroy can deadlock: the group is left to
+    interpreter exit)."""
+    destroy = dist.destroy_process_group
     calls = []
 
     def recorded(name):
@@ -126,12 +138,22 @@ def test_shutdown_meets_at_a_barrier_then_destroys(monkeypatch, tmp_path):
 
     for name in ('barrier', 'destroy_process_group'):
         monkeypatch.setattr(dist, name, recorded(name))
+    monkeypatch.setattr(distributed, 'destroys_group_without_gil',
+                        lambda: without_gil)
     dist.init_process_group('gloo', init_method=f'file://{tmp_path}/store',
                             rank=0, world_size=1)
     try:
         shutdown_distributed()
     finally:
         if dist.is_initialized():
-            dist.destroy_process_group()
-            calls.append('left running')
-    assert calls == ['barrier', 'destroy_process_group']
+            destroy()
+    assert calls == expected
+
+
+@pytest.mark.parametrize('version, without_gil', [
+    ('2.1.2+cu121', False), ('2.7.1', False), ('2.8.0+cpu', True),
+    ('2.14.1+cu130', True)])
+def test_group_is_freed_without_gil_from_torch_2_8(monkeypatch, version,
+                                                   without_gil):
+    monkeypatch.setattr(torch, '__version__', version)
+    assert destroys_group_without_gil() is without_gil

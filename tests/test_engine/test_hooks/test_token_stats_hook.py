@@ -48,6 +48,10 @@ def test_tally_is_reduced_over_ranks(tmp_path):
     """Two gloo processes with different counts report the global ratio."""
     script = tmp_path / 'reduce.py'
     script.write_text(textwrap.dedent('''
+        import faulthandler
+        # a rank stuck past a minute prints where and exits (the test fails
+        # with that stack instead of waiting for its timeout)
+        faulthandler.dump_traceback_later(60, exit=True)
         import torch
         import torch.distributed as dist
         from mmtpspike.engine.hooks.token_stats_hook import _DeviceTally
