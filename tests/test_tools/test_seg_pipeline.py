@@ -80,15 +80,16 @@ def test_pruned_demo_stays_near_dense(tmp_path_factory, dense_checkpoint,
     """Training-free pruning at the TP config's 56 % loses at most MAX_DROP
     mIoU points, and the dense model clears DENSE_FLOOR mIoU.
 
-    Measured on 2 CPU cores on the textured demo set (runs differ:
-    multi-threaded CPU training is not bit-reproducible): after this
-    400-iteration schedule the dense model reached 28.2 mIoU (aAcc 85.3),
-    pruned at 56 % 28.7. A model that predicts only background scores 15.4
-    mIoU there (77 % of the labelled validation pixels are background, the
-    four region classes score 0), so the floor shows that it learned the
-    regions. The bound is loose for the same reason as in the detection
-    test: it guards against pruning breaking the model, not against a
-    change of scorer."""
+    Measured on 2 CPU cores on the textured demo set (after issue 23, two
+    runs alike): after this 400-iteration schedule the dense model reached
+    47.6 mIoU (aAcc 89.7), pruned at 56 % 43.0; at 78 % in the modes of
+    test_dense_checkpoint_evaluates_pruned, padded whole image 41.8 against
+    dense 47.3, sliding window 36.4 against dense 41.0. A model that
+    predicts only background scores 15.4 mIoU there (77 % of the labelled
+    validation pixels are background, the four region classes score 0), so
+    the floor shows that it learned the regions. The bound is loose for the
+    same reason as in the detection test: it guards against pruning
+    breaking the model, not against a change of scorer."""
     _, dense = dense_eval
     _, pruned = evaluate(tmp_path_factory, 'eval_pruned', PRUNED,
                          dense_checkpoint)
@@ -120,11 +121,14 @@ def test_train_pruned_demo_reports_miou(tmp_path):
 ],
                          ids=['whole_padded', 'slide'])
 def test_dense_checkpoint_evaluates_pruned(tmp_path_factory,
-                                           dense_checkpoint, dense_eval,
-                                           mode_options):
+                                           dense_checkpoint, mode_options):
     """Padded whole-image and sliding-window inference with pruning at
-    78 %: every image gets a label map and the mIoU stays near dense."""
-    _, dense = dense_eval
+    78 %: every image gets a label map and the mIoU stays near the dense
+    model's in the same inference mode (sliding 96 x 96 crops changes the
+    dense mIoU itself: comparing against whole-image dense would charge
+    the crops' loss to pruning)."""
+    _, dense = evaluate(tmp_path_factory, 'eval_mode_dense', DENSE,
+                        dense_checkpoint, '--cfg-options', *mode_options)
     work_dir, pruned = evaluate(
         tmp_path_factory, 'eval_mode', PRUNED, dense_checkpoint,
         '--show-dir', 'vis', '--cfg-options',
