@@ -228,11 +228,13 @@ def destroys_group_without_gil() -> bool:
     """Whether this torch frees a process group with the GIL released.
 
     From torch 2.8 (pytorch#154976) the C++ destructor of a Python-owned
-    process group releases the GIL. Before, it joins gloo's worker threads
+    process group releases the GIL (checked in the wheels' bindings: 2.8.0
+    frees ``ProcessGroup`` without the GIL, 2.7.1 only the backends, which
+    the group owns). Before, it joins gloo's worker threads
     while holding it, and a worker that is still freeing a finished
     collective (its tensors' Python objects need the GIL) waits for it
     forever: ``destroy_process_group`` deadlocks now and then (seen as a
-    torchrun test that never exits on torch 2.1, 2 runs in 20 here, with the
+    torchrun test that never exits on torch 2.1, 3 runs in 58 here, with the
     main thread in ``ProcessGroupGloo::~ProcessGroupGloo`` joining a worker
     in ``gil_scoped_acquire``).
     """
